@@ -1,0 +1,1 @@
+"""devhost: a pure-Python local host for Azure Durable Functions Python apps."""
