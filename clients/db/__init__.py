@@ -1,0 +1,64 @@
+"""PostgreSQL access (asyncpg): pools, migrations, module status and run fence, caches, AI usage."""
+
+from clients.db.lesson_cache import PgLessonCache
+from clients.db.migrations import MigrationReport, SchemaState, migrate, schema_state
+from clients.db.pool import DatabaseUnavailable, PoolOptions, close_pools, connect, get_pool
+from clients.db.prices import estimate_cost, price_for
+from clients.db.research_cache import PgResearchCache
+from clients.db.research_items import StoredResearchItem, list_research_items, replace_research_items
+from clients.db.runs import (
+    LessonRow,
+    ModuleNotFound,
+    ModuleRecord,
+    RequestKind,
+    RequestOutcome,
+    RunRecord,
+    RunRef,
+    WriteResult,
+    complete_run,
+    fail_run,
+    get_module,
+    get_run,
+    mark_in_progress,
+    reject_request,
+    request_generation,
+)
+from clients.db.usage import AiUsage, UsageLine, record_ai_usage, usage_report
+
+__all__ = [
+    "AiUsage",
+    "DatabaseUnavailable",
+    "LessonRow",
+    "MigrationReport",
+    "ModuleNotFound",
+    "ModuleRecord",
+    "PgLessonCache",
+    "PgResearchCache",
+    "PoolOptions",
+    "RequestKind",
+    "RequestOutcome",
+    "RunRecord",
+    "RunRef",
+    "SchemaState",
+    "StoredResearchItem",
+    "UsageLine",
+    "WriteResult",
+    "close_pools",
+    "complete_run",
+    "connect",
+    "estimate_cost",
+    "fail_run",
+    "get_module",
+    "get_pool",
+    "get_run",
+    "list_research_items",
+    "mark_in_progress",
+    "migrate",
+    "price_for",
+    "record_ai_usage",
+    "reject_request",
+    "replace_research_items",
+    "request_generation",
+    "schema_state",
+    "usage_report",
+]
