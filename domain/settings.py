@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 LOCAL_SETTINGS_FILE = "local.settings.json"
 WHERE_TO_SET = (
@@ -84,8 +84,9 @@ class Settings:
 def describe_dsn(dsn: str) -> str:
     """A DSN reduced to host:port/database (never the user or password)."""
     parts = urlsplit(dsn)
-    host = parts.hostname or "(unix socket)"
-    port = parts.port or DEFAULT_DB_PORT
+    query = parse_qs(parts.query)
+    host = parts.hostname or (query.get("host") or ["(unix socket)"])[0]
+    port = parts.port or (query.get("port") or [DEFAULT_DB_PORT])[0]
     database = parts.path.lstrip("/") or "(default database)"
     return f"{host}:{port}/{database}"
 
@@ -222,12 +223,15 @@ def _database(
 
 
 def assemble_dsn(*, host: str, port: int, database: str, user: str, password: str) -> str:
-    """postgresql:// DSN with every part percent-encoded (passwords often contain @ : / #)."""
+    """postgresql:// DSN with every part percent-encoded (passwords often contain @ : / #).
+
+    A host starting with "/" is a Unix socket directory (local development), passed as a parameter."""
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    if host.startswith("/"):
+        socket = urlencode({"host": host, "port": port})
+        return f"postgresql://{credentials}@/{quote(database, safe='')}?{socket}"
     netloc_host = f"[{host}]" if ":" in host else host  # IPv6 literal
-    return (
-        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
-        f"@{netloc_host}:{port}/{quote(database, safe='')}"
-    )
+    return f"postgresql://{credentials}@{netloc_host}:{port}/{quote(database, safe='')}"
 
 
 def _reject_local_host(host: str | None, name: str, in_azure: bool, problems: list[str]) -> None:

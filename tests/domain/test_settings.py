@@ -181,3 +181,10 @@ def test_broken_local_settings_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_missing_local_settings_file_is_fine(tmp_path: Path) -> None:
     settings = load_settings({"DATABASE_URL": "postgresql://a:b@h/app"}, tmp_path)
     assert settings.database_display == "h:5432/app"
+
+
+def test_unix_socket_host_for_local_development() -> None:
+    settings = parse_settings(prod_db(PROD_DB_HOST="/run/postgresql", PROD_DB_PORT="5433"))
+    assert settings.database_url is not None
+    assert settings.database_url.endswith("@/skillsync?host=%2Frun%2Fpostgresql&port=5433")
+    assert settings.database_display == "/run/postgresql:5433/skillsync"

@@ -1,0 +1,1 @@
+"""lessonctl: the operator CLI (`python -m lessonctl`), thin over clients/ and domain/."""

@@ -1,0 +1,5 @@
+import sys
+
+from lessonctl.main import main
+
+sys.exit(main())
