@@ -8,10 +8,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lessonctl import migrate
+from lessonctl import migrate, research
 from lessonctl.context import CommandContext
 
-COMMANDS = (migrate,)
+COMMANDS = (migrate, research)
 
 
 def build_parser() -> argparse.ArgumentParser:
