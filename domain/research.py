@@ -267,8 +267,8 @@ _STOPWORDS = frozenset({
 _WORD = re.compile(r"[a-z0-9][a-z0-9+#]*")
 _TRACKING_PARAMS = frozenset({"ref", "ref_src", "fbclid", "gclid"})
 
-WEIGHT_MATCH = 0.6
-WEIGHT_SOURCE = 0.3
+WEIGHT_MATCH = 0.7
+WEIGHT_SOURCE = 0.2
 WEIGHT_RECENCY = 0.1
 RECENCY_HALF_LIFE_DAYS = 730.0
 UNKNOWN_DATE_RECENCY = 0.3

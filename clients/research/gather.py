@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from clients.http import (
@@ -88,6 +89,14 @@ async def _to_cache(cache: ResearchCache, source: str, key: str, items: list[Res
         log.warning("research cache write failed for %s: %s", source, redact(str(exc))[:200])
 
 
+def _without_secrets(item: ResearchItem) -> ResearchItem:
+    # Upstreams echo requests back in odd places; a key must never reach a lesson or the database.
+    cleaned = {name: redact(getattr(item, name)) for name in ("title", "url", "summary")}
+    if all(cleaned[name] == getattr(item, name) for name in cleaned):
+        return item
+    return replace(item, **cleaned)
+
+
 async def search_source(
     source: str,
     topic: str,
@@ -141,6 +150,7 @@ async def search_source(
         log.exception("research source %s failed unexpectedly", source)
         return [], outcome("error", f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
 
+    items = [_without_secrets(item) for item in items]
     if cache is not None and items:
         await _to_cache(cache, source, key, items)
     return items, outcome("ok", items=len(items))

@@ -16,8 +16,20 @@ def require_list(source: str, data: Mapping[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     if not isinstance(value, list):
         found = "missing" if value is None else type(value).__name__
-        raise UpstreamProtocolError(source, f"response field {key!r} is {found}, expected a list")
+        said = _upstream_message(data)
+        hint = f" (the upstream said: {said})" if said else ""
+        raise UpstreamProtocolError(source, f"response field {key!r} is {found}, expected a list{hint}")
     return value
+
+
+def _upstream_message(data: Mapping[str, Any]) -> str:
+    """The error text a 200 response may carry instead of data (GitHub `message`, `error`, ...)."""
+    for key in ("message", "error_message", "error", "errors", "detail"):
+        value = data.get(key)
+        if value:
+            text = value.get("message", value) if isinstance(value, dict) else value
+            return str(text)[:200]
+    return ""
 
 
 def collect_items(
