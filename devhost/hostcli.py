@@ -23,21 +23,28 @@ STATE_DIR_NAME = ".devhost"
 
 def add_host_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     start = subparsers.add_parser(
-        "start", help="run a function app locally (like `func start`)",
+        "start",
+        help="run a function app locally (like `func start`)",
         description="Serve HTTP triggers under /api, the durable HTTP API and Service Bus queue triggers.",
     )
     start.add_argument("--app-dir", type=Path, default=Path("."), help="function app folder (default: .)")
     start.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
-    start.add_argument("--state-dir", type=Path, default=None,
-                       help="state folder (default: APP_DIR/.devhost)")
     start.add_argument(
-        "--max-delivery-count", type=_positive_int, default=DEFAULT_MAX_DELIVERY_COUNT,
+        "--state-dir", type=Path, default=None, help="state folder (default: APP_DIR/.devhost)"
+    )
+    start.add_argument(
+        "--max-delivery-count",
+        type=_positive_int,
+        default=DEFAULT_MAX_DELIVERY_COUNT,
         help=f"deliveries before a message is dead-lettered (default {DEFAULT_MAX_DELIVERY_COUNT})",
     )
     start.add_argument(
-        "--lock-duration", type=_positive_float, default=DEFAULT_LOCK_SECONDS, metavar="SECONDS",
+        "--lock-duration",
+        type=_positive_float,
+        default=DEFAULT_LOCK_SECONDS,
+        metavar="SECONDS",
         help="peek-lock duration of the local queues in seconds (default 60); the host renews locks "
-             "up to host.json maxAutoLockRenewalDuration",
+        "up to host.json maxAutoLockRenewalDuration",
     )
     start.set_defaults(handler=_run_start)
 
@@ -48,8 +55,9 @@ def add_host_commands(subparsers: argparse._SubParsersAction) -> None:  # type: 
     body.add_argument("--body-file", type=Path, help="file whose bytes are the message body")
     enqueue.add_argument("--message-id", help="message id (default: a new UUID)")
     enqueue.add_argument("--content-type", help="content type, e.g. application/json")
-    enqueue.add_argument("--property", action="append", default=[], metavar="K=V",
-                         help="application property (repeatable)")
+    enqueue.add_argument(
+        "--property", action="append", default=[], metavar="K=V", help="application property (repeatable)"
+    )
     _state_dir_option(enqueue)
     enqueue.set_defaults(handler=_run_enqueue)
 
@@ -68,8 +76,12 @@ def add_host_commands(subparsers: argparse._SubParsersAction) -> None:  # type: 
 
 
 def _state_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", type=Path, default=Path(STATE_DIR_NAME),
-                        help=f"state folder of the host (default: ./{STATE_DIR_NAME})")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(STATE_DIR_NAME),
+        help=f"state folder of the host (default: ./{STATE_DIR_NAME})",
+    )
 
 
 def _port(text: str) -> int:
@@ -108,8 +120,11 @@ def _run_start(args: argparse.Namespace) -> int:
     app_dir = Path(args.app_dir).resolve()
     state_dir = Path(args.state_dir).resolve() if args.state_dir else app_dir / STATE_DIR_NAME
     options = HostOptions(
-        app_dir=app_dir, port=args.port, state_dir=state_dir,
-        max_delivery_count=args.max_delivery_count, lock_seconds=args.lock_duration,
+        app_dir=app_dir,
+        port=args.port,
+        state_dir=state_dir,
+        max_delivery_count=args.max_delivery_count,
+        lock_seconds=args.lock_duration,
     )
     return run_host(options)
 
@@ -132,9 +147,15 @@ def _run_enqueue(args: argparse.Namespace) -> int:
         body = str(args.body).encode("utf-8")
     try:
         store = QueueStore(args.state_dir)
-        sent = store.enqueue(args.queue, NewMessage(
-            body=body, message_id=args.message_id, content_type=args.content_type, properties=properties,
-        ))
+        sent = store.enqueue(
+            args.queue,
+            NewMessage(
+                body=body,
+                message_id=args.message_id,
+                content_type=args.content_type,
+                properties=properties,
+            ),
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -149,16 +170,18 @@ def dead_letter_record(message: QueueMessage) -> dict[str, object]:
         record["body"] = message.body.decode("utf-8")
     except UnicodeDecodeError:
         record["body_base64"] = base64.b64encode(message.body).decode("ascii")
-    record.update({
-        "reason": message.dead_letter_reason,
-        "error": message.dead_letter_error,
-        "delivery_count": message.delivery_count,
-        "enqueued_time_utc": utc_iso(message.enqueued_at),
-        "dead_lettered_time_utc": utc_iso(message.dead_lettered_at) if message.dead_lettered_at else None,
-        "content_type": message.content_type,
-        "properties": message.properties,
-        "sequence_number": message.sequence_number,
-    })
+    record.update(
+        {
+            "reason": message.dead_letter_reason,
+            "error": message.dead_letter_error,
+            "delivery_count": message.delivery_count,
+            "enqueued_time_utc": utc_iso(message.enqueued_at),
+            "dead_lettered_time_utc": utc_iso(message.dead_lettered_at) if message.dead_lettered_at else None,
+            "content_type": message.content_type,
+            "properties": message.properties,
+            "sequence_number": message.sequence_number,
+        }
+    )
     return record
 
 
@@ -173,8 +196,10 @@ def _run_resubmit(args: argparse.Namespace) -> int:
     for message in moved:
         print(message.message_id)
     if not moved and not args.all:
-        print(f"error: no dead letter with message id {args.message_id!r} in queue {args.queue!r}",
-              file=sys.stderr)
+        print(
+            f"error: no dead letter with message id {args.message_id!r} in queue {args.queue!r}",
+            file=sys.stderr,
+        )
         return 1
     print(f"resubmitted {len(moved)} message(s) to {args.queue}", file=sys.stderr)
     return 0

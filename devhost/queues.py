@@ -9,14 +9,16 @@ an expired lock makes the message receivable again.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +147,30 @@ class QueueStore:
             cursor = db.execute(
                 "INSERT INTO messages (queue, message_id, body, content_type, correlation_id, subject,"
                 " properties, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (queue, message_id, bytes(message.body), message.content_type, message.correlation_id,
-                 message.subject, json.dumps(properties), now),
+                (
+                    queue,
+                    message_id,
+                    bytes(message.body),
+                    message.content_type,
+                    message.correlation_id,
+                    message.subject,
+                    json.dumps(properties),
+                    now,
+                ),
             )
             sequence_number = int(cursor.lastrowid or 0)
-        return QueueMessage(queue, sequence_number, message_id, bytes(message.body), message.content_type,
-                            message.correlation_id, message.subject, properties, now, 0)
+        return QueueMessage(
+            queue,
+            sequence_number,
+            message_id,
+            bytes(message.body),
+            message.content_type,
+            message.correlation_id,
+            message.subject,
+            properties,
+            now,
+            0,
+        )
 
     # -- peek-lock receiving ----------------------------------------------------------------------
 
@@ -173,8 +193,13 @@ class QueueStore:
                 message = _row_to_message(row)
                 last_error = _lock_expired_text(message) or message.last_error
                 if message.delivery_count >= max_delivery_count:
-                    _dead_letter(db, message.sequence_number, MAX_DELIVERY_COUNT_EXCEEDED,
-                                 last_error or "delivered too many times", now)
+                    _dead_letter(
+                        db,
+                        message.sequence_number,
+                        MAX_DELIVERY_COUNT_EXCEEDED,
+                        last_error or "delivered too many times",
+                        now,
+                    )
                     continue
                 token = str(uuid.uuid4())
                 locked_until = now + lock_seconds
@@ -183,8 +208,13 @@ class QueueStore:
                     " delivery_count = delivery_count + 1, last_error = ? WHERE sequence_number = ?",
                     (token, locked_until, last_error, message.sequence_number),
                 )
-                return replace(message, lock_token=token, locked_until=locked_until,
-                               delivery_count=message.delivery_count + 1, last_error=last_error)
+                return replace(
+                    message,
+                    lock_token=token,
+                    locked_until=locked_until,
+                    delivery_count=message.delivery_count + 1,
+                    last_error=last_error,
+                )
 
     def renew_lock(self, message: QueueMessage, *, lock_seconds: float) -> float:
         now = self._now()
@@ -270,12 +300,31 @@ class QueueStore:
                 cursor = db.execute(
                     "INSERT INTO messages (queue, message_id, body, content_type, correlation_id, subject,"
                     " properties, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (queue, old.message_id, old.body, old.content_type, old.correlation_id, old.subject,
-                     json.dumps(old.properties), now),
+                    (
+                        queue,
+                        old.message_id,
+                        old.body,
+                        old.content_type,
+                        old.correlation_id,
+                        old.subject,
+                        json.dumps(old.properties),
+                        now,
+                    ),
                 )
-                moved.append(QueueMessage(queue, int(cursor.lastrowid or 0), old.message_id, old.body,
-                                          old.content_type, old.correlation_id, old.subject, old.properties,
-                                          now, 0))
+                moved.append(
+                    QueueMessage(
+                        queue,
+                        int(cursor.lastrowid or 0),
+                        old.message_id,
+                        old.body,
+                        old.content_type,
+                        old.correlation_id,
+                        old.subject,
+                        old.properties,
+                        now,
+                        0,
+                    )
+                )
         return moved
 
     def queue_names(self) -> list[str]:
@@ -293,10 +342,22 @@ _COLUMNS = (
 
 def _row_to_message(row: tuple[Any, ...]) -> QueueMessage:
     return QueueMessage(
-        queue=row[0], sequence_number=int(row[1]), message_id=row[2], body=bytes(row[3]),
-        content_type=row[4], correlation_id=row[5], subject=row[6], properties=json.loads(row[7]),
-        enqueued_at=float(row[8]), delivery_count=int(row[9]), lock_token=row[10], locked_until=row[11],
-        dead_letter_reason=row[12], dead_letter_error=row[13], dead_lettered_at=row[14], last_error=row[15],
+        queue=row[0],
+        sequence_number=int(row[1]),
+        message_id=row[2],
+        body=bytes(row[3]),
+        content_type=row[4],
+        correlation_id=row[5],
+        subject=row[6],
+        properties=json.loads(row[7]),
+        enqueued_at=float(row[8]),
+        delivery_count=int(row[9]),
+        lock_token=row[10],
+        locked_until=row[11],
+        dead_letter_reason=row[12],
+        dead_letter_error=row[13],
+        dead_lettered_at=row[14],
+        last_error=row[15],
     )
 
 
@@ -318,14 +379,183 @@ def _lock_expired_text(message: QueueMessage) -> str | None:
 
 
 def _lock_lost_text(message: QueueMessage) -> str:
-    return (f"The lock supplied for message {message.message_id} (sequence {message.sequence_number}) "
-            "is invalid: it expired or the message was received by another receiver.")
+    return (
+        f"The lock supplied for message {message.message_id} (sequence {message.sequence_number}) "
+        "is invalid: it expired or the message was received by another receiver."
+    )
 
 
 def _check_queue_name(queue: str) -> None:
     # Service Bus entity names: letters, digits, periods, hyphens, underscores, slashes; 1-260 chars.
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_/")
     if not queue or len(queue) > 260 or not set(queue) <= allowed:
-        raise ValueError(
-            f"invalid queue name {queue!r}: use 1-260 letters, digits, '.', '-', '_' or '/'"
+        raise ValueError(f"invalid queue name {queue!r}: use 1-260 letters, digits, '.', '-', '_' or '/'")
+
+
+# ---------------------------------------------------------------------------------------------- delivery
+
+
+@dataclass(frozen=True)
+class PumpSettings:
+    """How a queue trigger receives: Service Bus queue properties + host.json serviceBus options."""
+
+    max_delivery_count: int = 10
+    lock_seconds: float = 60.0
+    # host.json maxAutoLockRenewalDuration: the host renews the lock while the function runs, up to this.
+    max_lock_renewal: timedelta = timedelta(minutes=5)
+    max_concurrent_calls: int = 16
+    idle_poll_seconds: float = 0.2
+    stop_grace_seconds: float = 10.0
+
+
+# (function, func.ServiceBusMessage-to-be, message id) -> awaitable result; raises on failure.
+Handler = Callable[[Any, Any, str], Awaitable[Any]]
+
+
+class QueuePump:
+    """Feeds one Service Bus-triggered function from its local queue, like the extension's processor.
+
+    Peek-lock receive, up to `max_concurrent_calls` invocations at once, lock renewal while the
+    function runs (up to `max_lock_renewal`), complete on success, abandon on exception (dead
+    letter after the max delivery count). No message can crash the pump: every failure path ends
+    in complete, abandon or an expired lock.
+    """
+
+    def __init__(
+        self,
+        store: QueueStore,
+        function: Any,
+        queue: str,
+        settings: PumpSettings,
+        handler: Handler,
+        *,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.function = function
+        self.queue = queue
+        self.settings = settings
+        self.handler = handler
+        self.log = logger or logging.getLogger("devhost.queues")
+        self._stop = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.max_concurrent_calls)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(self._receive_loop())
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait_stopped(self) -> None:
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._inflight:
+            _done, pending = await asyncio.wait(self._inflight, timeout=self.settings.stop_grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _receive_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._slots.acquire()
+            try:
+                message = await asyncio.to_thread(
+                    self.store.receive,
+                    self.queue,
+                    lock_seconds=self.settings.lock_seconds,
+                    max_delivery_count=self.settings.max_delivery_count,
+                )
+            except Exception as exc:  # a locked/corrupt store must not end the pump
+                self._slots.release()
+                self.log.error("queue '%s': receive failed: %s", self.queue, exc)
+                await self._idle()
+                continue
+            if message is None:
+                self._slots.release()
+                await self._idle()
+                continue
+            task = asyncio.get_running_loop().create_task(self._deliver(message))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _idle(self) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=self.settings.idle_poll_seconds)
+
+    async def _deliver(self, message: QueueMessage) -> None:
+        renewer = asyncio.get_running_loop().create_task(self._renew(message))
+        try:
+            try:
+                from devhost.triggers import build_service_bus_message
+
+                await self.handler(self.function, build_service_bus_message(message), message.message_id)
+            except asyncio.CancelledError:
+                await self._settle(
+                    self.store.abandon,
+                    message,
+                    error="the host stopped while the function ran",
+                    max_delivery_count=10**9,
+                )
+                raise
+            except Exception as exc:
+                await self._abandon(message, f"{type(exc).__name__}: {exc}")
+                return
+            await self._settle(self.store.complete, message)
+        finally:
+            renewer.cancel()
+            self._slots.release()
+
+    async def _abandon(self, message: QueueMessage, error: str) -> None:
+        dead = await self._settle(
+            self.store.abandon, message, error=error, max_delivery_count=self.settings.max_delivery_count
         )
+        if dead:
+            self.log.error(
+                "queue '%s': message %s dead-lettered (%s after %d deliveries): %s",
+                self.queue,
+                message.message_id,
+                MAX_DELIVERY_COUNT_EXCEEDED,
+                message.delivery_count,
+                error,
+            )
+        elif dead is not None:
+            self.log.warning(
+                "queue '%s': message %s abandoned (delivery %d of %d), it will be redelivered",
+                self.queue,
+                message.message_id,
+                message.delivery_count,
+                self.settings.max_delivery_count,
+            )
+
+    async def _settle(self, operation: Callable[..., Any], message: QueueMessage, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(operation, message, **kwargs)
+        except LockLostError:
+            self.log.warning(
+                "queue '%s': message %s lost its lock (the function ran longer than the lock); "
+                "it is delivered again",
+                self.queue,
+                message.message_id,
+            )
+        except Exception as exc:
+            self.log.error("queue '%s': could not settle message %s: %s", self.queue, message.message_id, exc)
+        return None
+
+    async def _renew(self, message: QueueMessage) -> None:
+        limit = self.settings.max_lock_renewal.total_seconds()
+        if limit <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        interval = max(self.settings.lock_seconds / 2, 0.05)
+        while loop.time() - started + interval <= limit:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(
+                    self.store.renew_lock, message, lock_seconds=self.settings.lock_seconds
+                )
+            except LockLostError:
+                return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import re
 import threading
 import time
@@ -364,9 +365,7 @@ def http_result(value: Any) -> HttpResult:
         return HttpResult(200, [("Content-Type", "application/octet-stream")], value)
     if value is None:
         return HttpResult(204, [], b"")
-    raise TypeError(
-        f"an HTTP function must return func.HttpResponse or str, not {type(value).__name__}"
-    )
+    raise TypeError(f"an HTTP function must return func.HttpResponse or str, not {type(value).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------- routes
@@ -375,9 +374,12 @@ _CONSTRAINTS: dict[str, Callable[[str, str | None], bool]] = {
     "int": lambda v, _a: re.fullmatch(r"-?\d+", v) is not None and -(2**31) <= int(v) < 2**31,
     "long": lambda v, _a: re.fullmatch(r"-?\d+", v) is not None and -(2**63) <= int(v) < 2**63,
     "bool": lambda v, _a: v.lower() in ("true", "false"),
-    "guid": lambda v, _a: re.fullmatch(
-        r"\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?", v
-    ) is not None,
+    "guid": lambda v, _a: (
+        re.fullmatch(
+            r"\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?", v
+        )
+        is not None
+    ),
     "alpha": lambda v, _a: re.fullmatch(r"[A-Za-z]+", v) is not None,
     "decimal": lambda v, _a: _is_float(v),
     "double": lambda v, _a: _is_float(v),
@@ -467,8 +469,13 @@ class RouteTemplate:
             if kind not in _CONSTRAINTS:
                 raise ValueError(f"unsupported route constraint {kind!r} in {part!r}")
             constraints.append((kind, argument[:-1] if argument else None))
-        return _Segment(name=name, constraints=tuple(constraints), optional=bool(optional),
-                        catch_all=bool(stars), default=default)
+        return _Segment(
+            name=name,
+            constraints=tuple(constraints),
+            optional=bool(optional),
+            catch_all=bool(stars),
+            default=default,
+        )
 
     @property
     def precedence(self) -> tuple[Any, ...]:
@@ -541,8 +548,9 @@ def build_service_bus_message(message: QueueMessage) -> func.ServiceBusMessage:
         "SequenceNumber": meta.Datum(message.sequence_number, "int"),
         "EnqueuedSequenceNumber": meta.Datum(message.sequence_number, "int"),
         "State": meta.Datum(0, "int"),  # ServiceBusMessageState.Active
-        "TimeToLive": meta.Datum(str(int(timedelta(seconds=DEFAULT_TIME_TO_LIVE_SECONDS).total_seconds())),
-                                 "string"),
+        "TimeToLive": meta.Datum(
+            str(int(timedelta(seconds=DEFAULT_TIME_TO_LIVE_SECONDS).total_seconds())), "string"
+        ),
         "UserProperties": meta.Datum(properties, "json"),
         "ApplicationProperties": meta.Datum(properties, "json"),
     }
@@ -562,3 +570,85 @@ def build_service_bus_message(message: QueueMessage) -> func.ServiceBusMessage:
     decoded = ServiceBusMessageInConverter.decode(body, trigger_metadata=metadata)
     assert isinstance(decoded, func.ServiceBusMessage)
     return decoded
+
+
+# ---------------------------------------------------------------------------------------------- durable logs
+
+OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
+_INSTANCE_ID = re.compile(r'"instanceId":\s*"((?:[^"\\]|\\.)*)"')
+
+
+def with_execution_logs(registry: Any, logger: logging.Logger) -> Any:
+    """A copy of the engine's registry whose orchestrators and activities log one line per execution.
+
+    The engine runs them silently; `func start` prints an `Executed 'Functions.X' (...)` line for
+    every orchestrator episode and activity, with the failure and its traceback.
+    """
+    from dataclasses import replace
+
+    for name, orchestrator in list(registry.orchestrators.items()):
+        wrapped_handle = _logged_orchestrator(name, orchestrator.handle, logger)
+        entry = replace(orchestrator.entry, user_function=wrapped_handle)
+        registry.orchestrators[name] = replace(orchestrator, entry=entry)
+    for name, activity in list(registry.activities.items()):
+        wrapped = _logged_activity(name, activity.function, activity.is_async, logger)
+        registry.activities[name] = replace(activity, entry=replace(activity.entry, user_function=wrapped))
+    return registry
+
+
+def _logged_orchestrator(
+    name: str, handle: Callable[[str], str], logger: logging.Logger
+) -> Callable[[str], str]:
+    def run(request: str) -> str:
+        found = _INSTANCE_ID.search(request)
+        instance_id = json.loads(f'"{found.group(1)}"') if found else "?"
+        started = time.perf_counter()
+        try:
+            reply = handle(request)
+        except Exception as exc:
+            error = str(exc).split(OUT_OF_PROC_MARKER, 1)[0]
+            cause = exc.__context__ or exc
+            logger.error("Executed 'Functions.%s' (Failed, InstanceId=%s, Duration=%dms): %s\n%s", name,
+                         instance_id, elapsed_ms(started), error, format_traceback(cause))
+            raise
+        done = '"isDone": true' in reply[:40]
+        logger.info("Executed 'Functions.%s' (Succeeded, InstanceId=%s, Duration=%dms%s)", name, instance_id,
+                    elapsed_ms(started), ", orchestration done" if done else "")
+        return reply
+
+    return run
+
+
+def _logged_activity(name: str, function: Callable[..., Any], is_async: bool,
+                     logger: logging.Logger) -> Callable[..., Any]:
+    def failed(started: float, exc: BaseException) -> None:
+        logger.error("Executed 'Functions.%s' (Failed, Duration=%dms): %s\n%s", name, elapsed_ms(started),
+                     failure_text(exc), format_traceback(exc))
+
+    def succeeded(started: float) -> None:
+        logger.info("Executed 'Functions.%s' (Succeeded, Duration=%dms)", name, elapsed_ms(started))
+
+    if is_async:
+        async def run_async(**kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                result = await function(**kwargs)
+            except Exception as exc:
+                failed(started, exc)
+                raise
+            succeeded(started)
+            return result
+
+        return run_async
+
+    def run_sync(**kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            result = function(**kwargs)
+        except Exception as exc:
+            failed(started, exc)
+            raise
+        succeeded(started)
+        return result
+
+    return run_sync
