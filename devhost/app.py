@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import sys
@@ -542,6 +543,8 @@ def find_function_app(module: ModuleType, app_file: Path) -> func.FunctionRegist
 
 def index_functions(app: func.FunctionRegister, app_file: Path) -> list[func.Function]:
     """`app.get_functions()` as the worker calls it, with its validation errors made readable."""
+    root = logging.getLogger()
+    root.addFilter(_drop_auth_level_notice)
     try:
         functions = app.get_functions()
     except (ValueError, TypeError) as exc:
@@ -550,9 +553,16 @@ def index_functions(app: func.FunctionRegister, app_file: Path) -> list[func.Fun
         # get_functions() records names in functions_bindings and then rejects its own second call as
         # "duplicate"; clear it so the engine's registry can index the same app object again.
         app.functions_bindings = None
+        root.removeFilter(_drop_auth_level_notice)
     if not functions:
         raise AppLoadError(f"{app_file}: the function app registers no functions", file=app_file)
     return functions
+
+
+def _drop_auth_level_notice(record: logging.LogRecord) -> bool:
+    # get_functions() warns on the root logger for every app without HTTP functions; it says nothing
+    # actionable to a devhost user and would interleave with command output.
+    return not str(record.msg).startswith("Auth level is not applied to non http function app")
 
 
 def unload_app() -> None:

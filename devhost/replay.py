@@ -418,7 +418,11 @@ class ReplayReport:
         suffix = f" ({'; '.join(notes)})" if notes else ""
         if self.divergence is None:
             return f"{head}: deterministic{suffix}"
-        return f"{head}: NON-DETERMINISTIC at {self.divergence.describe()}{suffix}"
+        return (
+            f"non-deterministic: instance {self.instance_id} (orchestrator '{self.orchestrator}') "
+            f"departs from its history in episode {self.divergence.episode} of {self.episodes}{suffix}\n"
+            f"  {self.divergence.describe()}"
+        )
 
 
 def execution_started_event(history: RecordedHistory) -> Mapping[str, Any]:
