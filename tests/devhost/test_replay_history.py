@@ -288,3 +288,64 @@ def test_unknown_event_type_name_is_refused() -> None:
 
     with pytest.raises(HistoryFormatError, match="unknown EventType 'TaskExploded'"):
         parse_history_document(rows, source="rows.json")
+
+
+def countdown(context: df.DurableOrchestrationContext):
+    remaining = context.get_input()
+    yield context.call_activity("Tick", remaining)
+    if remaining > 0:
+        context.continue_as_new(remaining - 1)
+        return None
+    return "liftoff"
+
+
+def countdown_by_two(context: df.DurableOrchestrationContext):
+    remaining = context.get_input()
+    yield context.call_activity("Tick", remaining)
+    if remaining > 0:
+        context.continue_as_new(remaining - 2)
+        return None
+    return "liftoff"
+
+
+def continued_history() -> list[dict[str, Any]]:
+    """One execution of a countdown that ended with continue-as-new (kept by Azure Storage histories)."""
+    return [
+        protocol.orchestrator_started(at(0)),
+        protocol.execution_started(
+            at(0), instance_id=INSTANCE, execution_id=EXECUTION, name="Countdown", input_text=json.dumps("3")
+        ),
+        protocol.task_scheduled(at(0), 0, "Tick"),
+        protocol.orchestrator_completed(at(0)),
+        protocol.orchestrator_started(at(1)),
+        protocol.task_completed(at(1), 0, "null"),
+        protocol.continued_as_new(at(1), 1, "2"),
+        protocol.orchestrator_completed(at(1)),
+    ]
+
+
+def test_continue_as_new_is_compared_with_its_input() -> None:
+    same = replay_history(recorded(continued_history()), handle(countdown))
+    changed = replay_history(recorded(continued_history()), handle(countdown_by_two))
+
+    assert same.deterministic, same.summary()
+    assert changed.divergence is not None
+    assert changed.divergence.expected == "ContinueAsNew with input 2"
+    assert changed.divergence.actual == "continues as new with input 1"
+
+
+def test_each_episode_is_a_fresh_in_process_invocation() -> None:
+    requests: list[dict[str, Any]] = []
+    sdk_handle = handle(fan_out)
+
+    def spying_handle(request: str) -> str:
+        requests.append(json.loads(request))
+        return sdk_handle(request)
+
+    replay_history(recorded(fan_out_history()), spying_handle)
+
+    assert [len(r["history"]) for r in requests] == [2, 9, 12]
+    assert [r["isReplaying"] for r in requests] == [False, True, True]
+    # §2.2: earlier message events reach the SDK as played, this episode's as new.
+    third = requests[2]["history"]
+    assert [e["IsPlayed"] for e in third if e["EventType"] == 5] == [True, True, False]
