@@ -209,10 +209,10 @@ def _durable_task_config(section: Mapping[str, Any], path: Path, env: Mapping[st
     cores = os.cpu_count() or 1
     where = "extensions.durableTask."
     hub_name = _resolve_app_setting(_string(section, "hubName", DEFAULT_HUB_NAME, path, where), path, env)
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,49}", hub_name):
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,44}", hub_name):
         raise AppLoadError(
             f"{path}: task hub name {hub_name!r} is invalid: it must start with a letter, contain only "
-            f"letters and digits and be 3 to 50 characters long",
+            f"letters and digits and be 3 to 45 characters long",
             file=path,
         )
     return DurableTaskConfig(
@@ -547,7 +547,7 @@ def index_functions(app: func.FunctionRegister, app_file: Path) -> list[func.Fun
     root.addFilter(_drop_auth_level_notice)
     try:
         functions = app.get_functions()
-    except (ValueError, TypeError) as exc:
+    except Exception as exc:  # The SDK validates with ValueError/TypeError; anything else is as fatal.
         raise AppLoadError(f"{app_file}: function indexing failed: {exc}", file=app_file) from exc
     finally:
         # get_functions() records names in functions_bindings and then rejects its own second call as

@@ -213,6 +213,7 @@ def test_unresolved_hub_name_setting_is_named(tmp_path: Path) -> None:
             r"extensions\.durableTask\.maxConcurrentActivityFunctions must be an integer >= 1, not 0",
         ),
         ({"version": "2.0", "extensions": {"durableTask": {"hubName": "my-hub"}}}, "task hub name 'my-hub'"),
+        ({"version": "2.0", "extensions": {"durableTask": {"hubName": "H" * 46}}}, "3 to 45 characters"),
         ({"version": "2.0", "functionTimeout": "ten minutes"}, "functionTimeout"),
     ],
 )
