@@ -525,7 +525,7 @@ def _compare_failure(
     outcome = events[episode.outcome] if episode.outcome is not None else None
     if outcome is not None and outcome.get("OrchestrationStatus") == STATUS_FAILED:
         return None  # Failed then, fails now; what it scheduled on its way out is not compared.
-    actual = f"fails: {_first_line(failure)}"
+    actual = f"fails: {_error_summary(failure)}"
     if episode.scheduled:
         position = episode.scheduled[0]
         event = events[position]
@@ -714,6 +714,12 @@ def _same_json(recorded: object, current: object) -> bool:
 def _short(text: object, limit: int = 80) -> str:
     shown = "null" if text is None else str(text)
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _error_summary(error: str) -> str:
+    # A failure without the SDK's state marker arrives in the host's RPC shape; show its exception line.
+    _, marker, rest = error.partition("\nException: ")
+    return _first_line(rest.split("\nStack:", 1)[0] if marker else error)
 
 
 def _first_line(text: str, limit: int = 200) -> str:

@@ -349,3 +349,13 @@ def test_each_episode_is_a_fresh_in_process_invocation() -> None:
     # §2.2: earlier message events reach the SDK as played, this episode's as new.
     third = requests[2]["history"]
     assert [e["IsPlayed"] for e in third if e["EventType"] == 5] == [True, True, False]
+
+
+def test_failure_outside_the_sdk_protocol_shows_the_exception_line() -> None:
+    def broken_handle(request: str) -> str:
+        raise RuntimeError("worker lost its state")
+
+    report = replay_history(recorded(fan_out_history()), broken_handle)
+
+    assert report.divergence is not None
+    assert report.divergence.actual == "fails: RuntimeError: worker lost its state"
