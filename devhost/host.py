@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +24,13 @@ from aiohttp import web
 from devhost.app import AppLoadError, LoadedApp, load_app
 from devhost.http import DurableApi, HttpFunctions, build_web_app, http_routes, run_logged
 from devhost.queues import NewMessage, PumpSettings, QueuePump, QueueStore
-from devhost.triggers import ClientLinks, Invocation, TriggeredFunction, with_execution_logs
+from devhost.triggers import (
+    ClientLinks,
+    Invocation,
+    TriggeredFunction,
+    release_function_threads,
+    with_execution_logs,
+)
 
 log = logging.getLogger("devhost.host")
 
@@ -234,7 +241,10 @@ class DevHost:
             route_prefix=loaded.host_config.http_route_prefix,
             run=self._run_http,
         )
-        self._runner = web.AppRunner(build_web_app(durable, functions), access_log=None, handle_signals=False)
+        # In-flight requests get a few seconds at stop; a hung function must not block SIGTERM.
+        self._runner = web.AppRunner(
+            build_web_app(durable, functions), access_log=None, handle_signals=False, shutdown_timeout=5.0
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)
         try:
@@ -313,6 +323,7 @@ class DevHost:
             await self._runner.cleanup()
         if self._engine is not None:
             await self._engine.stop()
+        release_function_threads()
 
 
 async def serve(options: HostOptions, *, out: TextIO = sys.stdout) -> int:
@@ -337,4 +348,16 @@ async def serve(options: HostOptions, *, out: TextIO = sys.stdout) -> int:
 def run_host(options: HostOptions) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    return asyncio.run(serve(options))
+    code = asyncio.run(serve(options))
+    lingering = [t for t in threading.enumerate()
+                 if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if lingering:
+        # A function that never returns must not keep the host alive after SIGTERM (the Functions
+        # host kills its worker the same way); Python would otherwise join the thread at exit.
+        log.warning("devhost: %d function thread(s) still running at stop; exiting without them",
+                    len(lingering))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -346,7 +346,11 @@ class DurableApi:
             return error.response()
         except web.HTTPException:
             raise
-        except Exception as exc:  # the host answers 500 for anything unexpected, and keeps serving
+        except Exception as exc:
+            mapped = _engine_error_response(exc)
+            if mapped is not None:
+                return mapped
+            # The host answers 500 for anything unexpected, and keeps serving.
             log.error(
                 "durable HTTP API error on %s %s\n%s", request.method, request.path_qs, format_traceback(exc)
             )
@@ -609,6 +613,18 @@ class DurableApi:
         if timeout is None:
             return self.check_status_response(request, new_id)
         return await self._wait_or_check_status(request, new_id, timeout, interval or 1.0)
+
+
+def _engine_error_response(exc: Exception) -> web.Response | None:
+    """A state change between our check and the engine call: answer as if we had seen it first."""
+    kind = type(exc).__name__
+    if kind == "InstanceNotFound":
+        return web.Response(status=404)
+    if kind == "InstanceGone":
+        return web.Response(status=410)
+    if kind == "InvalidInstanceState":
+        return server_error(str(exc)).response()
+    return None
 
 
 def _wait_options(query: dict[str, str]) -> tuple[float | None, float | None]:

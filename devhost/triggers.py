@@ -10,17 +10,22 @@ durable-protocol.md §6.1, which the SDK's decorator turns into a `DurableOrches
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
+import os
 import re
+import sysconfig
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -272,7 +277,8 @@ async def invoke(invocation: Invocation, send_to_queue: ServiceBusSender | None 
     if inspect.iscoroutinefunction(user_function):
         result = await user_function(**kwargs)
     else:
-        result = await asyncio.to_thread(user_function, **kwargs)
+        call = functools.partial(user_function, **kwargs)
+        result = await asyncio.get_running_loop().run_in_executor(function_threads(), call)
     if send_to_queue is not None:
         for queue_name, out in outputs:
             if out.was_set and out.value is not None:
@@ -280,6 +286,26 @@ async def invoke(invocation: Invocation, send_to_queue: ServiceBusSender | None 
         if return_queue is not None and result is not None:
             send_to_queue(return_queue, result)
     return result
+
+
+_function_threads: ThreadPoolExecutor | None = None
+
+
+def function_threads() -> ThreadPoolExecutor:
+    """Threads for synchronous functions: the worker's default pool size, min(32, cores + 4)."""
+    global _function_threads
+    if _function_threads is None:
+        workers = min(32, (os.cpu_count() or 1) + 4)
+        _function_threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devhost-function")
+    return _function_threads
+
+
+def release_function_threads() -> None:
+    """Stop handing work to the function threads; a function still running is not waited for."""
+    global _function_threads
+    if _function_threads is not None:
+        _function_threads.shutdown(wait=False, cancel_futures=True)
+        _function_threads = None
 
 
 def _declares_context(user_function: Callable[..., Any]) -> bool:
@@ -295,8 +321,15 @@ def failure_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_HOST_DIRS = (str(Path(__file__).resolve().parent), sysconfig.get_paths()["stdlib"])
+
+
 def format_traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    """The traceback from the first frame of user code on (the host's own frames are noise to users)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(_HOST_DIRS):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb, chain=False)).rstrip()
 
 
 def elapsed_ms(started: float) -> int:
@@ -606,8 +639,9 @@ def _logged_orchestrator(
         try:
             reply = handle(request)
         except Exception as exc:
-            error = str(exc).split(OUT_OF_PROC_MARKER, 1)[0]
-            cause = exc.__context__ or exc
+            # The SDK's error text carries .NET-style details after " \n "; the first line says it all.
+            error = str(exc).split(OUT_OF_PROC_MARKER, 1)[0].split("\n", 1)[0].rstrip()
+            cause = exc.__cause__ or exc.__context__ or exc
             logger.error("Executed 'Functions.%s' (Failed, InstanceId=%s, Duration=%dms): %s\n%s", name,
                          instance_id, elapsed_ms(started), error, format_traceback(cause))
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -256,6 +257,24 @@ def test_sigterm_stops_cleanly_with_exit_0(tmp_path: Path) -> None:
     running = start_host(BASIC_APP, tmp_path / "state", tmp_path)
     assert running.stop() == 0
     assert "devhost stopped" in running.stdout()
+
+
+def test_sigterm_stops_even_while_a_function_hangs(tmp_path: Path) -> None:
+    import threading
+
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    running = start_host(BASIC_APP, tmp_path / "state", tmp_path, env={"HOST_TEST_TRACE_DIR": str(trace)})
+
+    def call_and_ignore_the_dropped_connection() -> None:
+        with contextlib.suppress(OSError):
+            http("GET", f"{running.base_url}/api/hang")
+
+    caller = threading.Thread(target=call_and_ignore_the_dropped_connection, daemon=True)
+    caller.start()
+    wait_until(lambda: trace_lines(trace, "hang.log"), what="the hanging function to start")
+    assert running.stop() == 0
+    assert "still running at stop" in running.stderr()
 
 
 # --- HTTP triggers

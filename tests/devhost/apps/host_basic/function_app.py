@@ -71,6 +71,13 @@ def broken(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError("this HTTP function always fails")
 
 
+@app.route(route="hang")
+def hang(req: func.HttpRequest) -> func.HttpResponse:
+    _trace("hang.log", "started")
+    time.sleep(600)  # never answers within a test: the host must still stop on SIGTERM
+    return func.HttpResponse("woke up")
+
+
 @app.route(route="status/{instanceId}", methods=["GET"])
 @app.durable_client_input(client_name="client")
 async def sdk_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
