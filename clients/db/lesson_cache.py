@@ -21,7 +21,10 @@ class PgLessonCache:
         return dict(lesson) if lesson is not None else None
 
     async def put(self, key: str, value: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-        """Store (or replace) a lesson; `meta` is free-form provenance (provider, model, prompt version)."""
+        """Store (or replace) a lesson; `meta` is free-form provenance (provider, model, tokens), taken
+        from value["meta"] when not given (the AI chain stores {"lesson": ..., "meta": ...})."""
+        if meta is None and isinstance(value.get("meta"), dict):
+            meta = value["meta"]
         await self._pool.execute(
             """INSERT INTO lo_lesson_cache (key, lesson, meta) VALUES ($1, $2, $3)
                ON CONFLICT (key) DO UPDATE SET lesson = EXCLUDED.lesson, meta = EXCLUDED.meta,

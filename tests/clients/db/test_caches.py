@@ -91,3 +91,11 @@ async def test_lesson_cache_put_replaces(pool: asyncpg.Pool) -> None:
     await cache.put("k2", {"title": "v1"})
     await cache.put("k2", {"title": "v2"})
     assert await cache.get("k2") == {"title": "v2"}
+
+
+async def test_lesson_cache_meta_taken_from_the_chain_value(pool: asyncpg.Pool) -> None:
+    cache = PgLessonCache(pool)
+    value = {"lesson": {"title": "t"}, "meta": {"provider": "gemini", "tokens_out": 900}}
+    await cache.put("k3", value)
+    assert await cache.get("k3") == value
+    assert await pool.fetchval("SELECT meta FROM lo_lesson_cache WHERE key = 'k3'") == value["meta"]
