@@ -93,7 +93,6 @@ _TAG = re.compile(
     r"""<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[A-Za-z_:][A-Za-z0-9_.:-]*"""
     r"""(?:\s*=\s*(?:"[^"\x00]*"|'[^'\x00]*'|[^\s"'=<>`\x00]+))?)*)\s*(/?)>"""
 )
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.\-]{1,31}):([^\s<>\x00]*)>")
 _EMAIL_AUTOLINK = re.compile(
     r"<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -271,15 +270,12 @@ def _protect_code_spans(text: str, protect: Callable[[str], str]) -> str:
 
 
 def _find_closing_backticks(text: str, start: int, run: int) -> int | None:
-    pattern = re.compile(r"(?<!`)" + "`" * run + r"(?!`)")
-    match = pattern.search(text, start)
-    if match is None:
-        return None
     # CommonMark lets a code span continue on the next line, but block structure (an HTML block opened by a
     # `<div>` line, a list item, a blockquote) takes precedence over it; within one line it cannot.
-    if "\n" in text[start : match.start()]:
-        return None
-    return match.start()
+    line_end = text.find("\n", start)
+    pattern = re.compile(r"(?<!`)" + "`" * run + r"(?!`)")
+    match = pattern.search(text, start, len(text) if line_end < 0 else line_end)
+    return match.start() if match else None
 
 
 def _sanitize_html(text: str, protect: Callable[[str], str]) -> str:
@@ -287,16 +283,20 @@ def _sanitize_html(text: str, protect: Callable[[str], str]) -> str:
     out: list[str] = []
     i = 0
     n = len(text)
+    # Searches for a closer that once failed cannot succeed later: remember that (keeps hostile input linear).
+    no_closer: set[str] = set()
     while i < n:
         lt = text.find("<", i)
         if lt < 0:
             out.append(text[i:])
             break
         out.append(text[i:lt])
-        comment = _COMMENT.match(text, lt)
-        if comment:
-            i = comment.end()
-            continue
+        if text.startswith("<!--", lt) and "-->" not in no_closer:
+            close = text.find("-->", lt + 4)
+            if close >= 0:
+                i = close + 3
+                continue
+            no_closer.add("-->")
         autolink = _AUTOLINK.match(text, lt)
         if autolink:
             if not (
@@ -319,10 +319,12 @@ def _sanitize_html(text: str, protect: Callable[[str], str]) -> str:
         closing, name, attributes = tag.group(1) == "/", tag.group(2).lower(), tag.group(3)
         i = tag.end()
         if name in _DROP_WITH_CONTENT:
-            if not closing and tag.group(4) != "/":
+            if not closing and tag.group(4) != "/" and name not in no_closer:
                 end = re.compile(rf"</\s*{re.escape(name)}\s*>", re.I).search(text, i)
                 if end is not None:
                     i = end.end()
+                else:
+                    no_closer.add(name)
             continue
         if name in _DROP_TAG_ONLY:
             continue

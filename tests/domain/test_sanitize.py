@@ -84,6 +84,7 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
     ),
     ("xlink href", '<a xlink:href="javascript:alert(1)">x</a>', ["javascript"], ["<a>x</a>"]),
     ("comment", "a <!-- <script>alert(1)</script> --> b", ["<!--", "script"], ["a", "b"]),
+    ("unclosed comment", "a <!-- <script>alert(1)</script>", ["<!--", "<script"], ["&lt;!--"]),
     ("recombination", "<scr<script>ipt>alert(1)</script>", ["<script"], []),
     (
         "html block swallowing a fence",
