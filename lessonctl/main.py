@@ -8,10 +8,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lessonctl import migrate, research
+from lessonctl import doctor, migrate, research
 from lessonctl.context import CommandContext
 
-COMMANDS = (migrate, research)
+COMMANDS = (migrate, doctor, research)
 
 
 def build_parser() -> argparse.ArgumentParser:
