@@ -83,17 +83,26 @@ class ActionType(IntEnum):
 
 
 # Events that arrive as messages; the host persists them with IsPlayed=true (§2.2).
-MESSAGE_EVENT_TYPES = frozenset({
-    EventType.EXECUTION_STARTED, EventType.EXECUTION_TERMINATED, EventType.TASK_COMPLETED,
-    EventType.TASK_FAILED, EventType.SUB_ORCHESTRATION_COMPLETED, EventType.SUB_ORCHESTRATION_FAILED,
-    EventType.TIMER_FIRED, EventType.EVENT_RAISED, EventType.EXECUTION_SUSPENDED,
-    EventType.EXECUTION_RESUMED,
-})
+MESSAGE_EVENT_TYPES = frozenset(
+    {
+        EventType.EXECUTION_STARTED,
+        EventType.EXECUTION_TERMINATED,
+        EventType.TASK_COMPLETED,
+        EventType.TASK_FAILED,
+        EventType.SUB_ORCHESTRATION_COMPLETED,
+        EventType.SUB_ORCHESTRATION_FAILED,
+        EventType.TIMER_FIRED,
+        EventType.EVENT_RAISED,
+        EventType.EXECUTION_SUSPENDED,
+        EventType.EXECUTION_RESUMED,
+    }
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # Timestamps
 # ---------------------------------------------------------------------------------------------
+
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 UTC with 7 fractional digits and ``Z`` (the host's DateTime form)."""
@@ -124,9 +133,14 @@ def parse_timestamp(text: str) -> datetime:
 # History events (§2.1 shapes, PascalCase; EventId/IsPlayed per §2.2)
 # ---------------------------------------------------------------------------------------------
 
+
 def _event(kind: EventType, timestamp: str, event_id: int = -1, **fields: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {"EventType": int(kind), "EventId": event_id, "IsPlayed": False,
-                             "Timestamp": timestamp}
+    event: dict[str, Any] = {
+        "EventType": int(kind),
+        "EventId": event_id,
+        "IsPlayed": False,
+        "Timestamp": timestamp,
+    }
     event.update(fields)
     return event
 
@@ -149,31 +163,61 @@ class ParentInstance:
     task_schedule_id: int
 
 
-def execution_started(timestamp: str, *, instance_id: str, execution_id: str, name: str,
-                      input_text: str | None, parent: ParentInstance | None = None,
-                      generation: int = 0) -> dict[str, Any]:
+def execution_started(
+    timestamp: str,
+    *,
+    instance_id: str,
+    execution_id: str,
+    name: str,
+    input_text: str | None,
+    parent: ParentInstance | None = None,
+    generation: int = 0,
+) -> dict[str, Any]:
     parent_json = None
     if parent is not None:
-        parent_json = {"Name": parent.name, "Version": "",
-                       "OrchestrationInstance": {"InstanceId": parent.instance_id,
-                                                 "ExecutionId": parent.execution_id},
-                       "TaskScheduleId": parent.task_schedule_id}
-    return _event(EventType.EXECUTION_STARTED, timestamp,
-                  OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
-                  ParentInstance=parent_json, Name=name, Version="", Input=input_text, Tags=None,
-                  Correlation=None, ScheduledStartTime=None, Generation=generation)
+        parent_json = {
+            "Name": parent.name,
+            "Version": "",
+            "OrchestrationInstance": {"InstanceId": parent.instance_id, "ExecutionId": parent.execution_id},
+            "TaskScheduleId": parent.task_schedule_id,
+        }
+    return _event(
+        EventType.EXECUTION_STARTED,
+        timestamp,
+        OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
+        ParentInstance=parent_json,
+        Name=name,
+        Version="",
+        Input=input_text,
+        Tags=None,
+        Correlation=None,
+        ScheduledStartTime=None,
+        Generation=generation,
+    )
 
 
-def execution_completed(timestamp: str, event_id: int, status: OrchestrationStatus,
-                        result: str | None) -> dict[str, Any]:
-    return _event(EventType.EXECUTION_COMPLETED, timestamp, event_id, OrchestrationStatus=int(status),
-                  Result=result, FailureDetails=None)
+def execution_completed(
+    timestamp: str, event_id: int, status: OrchestrationStatus, result: str | None
+) -> dict[str, Any]:
+    return _event(
+        EventType.EXECUTION_COMPLETED,
+        timestamp,
+        event_id,
+        OrchestrationStatus=int(status),
+        Result=result,
+        FailureDetails=None,
+    )
 
 
 def continued_as_new(timestamp: str, event_id: int, input_text: str | None) -> dict[str, Any]:
-    return _event(EventType.CONTINUE_AS_NEW, timestamp, event_id,
-                  OrchestrationStatus=int(OrchestrationStatus.CONTINUED_AS_NEW), Result=input_text,
-                  FailureDetails=None)
+    return _event(
+        EventType.CONTINUE_AS_NEW,
+        timestamp,
+        event_id,
+        OrchestrationStatus=int(OrchestrationStatus.CONTINUED_AS_NEW),
+        Result=input_text,
+        FailureDetails=None,
+    )
 
 
 def execution_terminated(timestamp: str, reason: str | None) -> dict[str, Any]:
@@ -190,8 +234,7 @@ def execution_resumed(timestamp: str, reason: str | None) -> dict[str, Any]:
 
 def task_scheduled(timestamp: str, event_id: int, name: str) -> dict[str, Any]:
     # Input stays null: the host only stores it with storeInputsInOrchestrationHistory (§2.1).
-    return _event(EventType.TASK_SCHEDULED, timestamp, event_id, Name=name, Version="", Input=None,
-                  Tags=None)
+    return _event(EventType.TASK_SCHEDULED, timestamp, event_id, Name=name, Version="", Input=None, Tags=None)
 
 
 def task_completed(timestamp: str, task_id: int, result: str | None) -> dict[str, Any]:
@@ -199,23 +242,45 @@ def task_completed(timestamp: str, task_id: int, result: str | None) -> dict[str
 
 
 def task_failed(timestamp: str, task_id: int, reason: str, details: str | None) -> dict[str, Any]:
-    return _event(EventType.TASK_FAILED, timestamp, TaskScheduledId=task_id, Reason=reason,
-                  Details=details, FailureDetails=None)
+    return _event(
+        EventType.TASK_FAILED,
+        timestamp,
+        TaskScheduledId=task_id,
+        Reason=reason,
+        Details=details,
+        FailureDetails=None,
+    )
 
 
 def sub_orchestration_created(timestamp: str, event_id: int, name: str, instance_id: str) -> dict[str, Any]:
-    return _event(EventType.SUB_ORCHESTRATION_CREATED, timestamp, event_id, Name=name, Version="",
-                  InstanceId=instance_id, Input=None, ClientSpanId=None, Tags=None)
+    return _event(
+        EventType.SUB_ORCHESTRATION_CREATED,
+        timestamp,
+        event_id,
+        Name=name,
+        Version="",
+        InstanceId=instance_id,
+        Input=None,
+        ClientSpanId=None,
+        Tags=None,
+    )
 
 
 def sub_orchestration_completed(timestamp: str, task_id: int, result: str | None) -> dict[str, Any]:
     return _event(EventType.SUB_ORCHESTRATION_COMPLETED, timestamp, TaskScheduledId=task_id, Result=result)
 
 
-def sub_orchestration_failed(timestamp: str, task_id: int, reason: str | None,
-                             details: str | None) -> dict[str, Any]:
-    return _event(EventType.SUB_ORCHESTRATION_FAILED, timestamp, TaskScheduledId=task_id, Reason=reason,
-                  Details=details, FailureDetails=None)
+def sub_orchestration_failed(
+    timestamp: str, task_id: int, reason: str | None, details: str | None
+) -> dict[str, Any]:
+    return _event(
+        EventType.SUB_ORCHESTRATION_FAILED,
+        timestamp,
+        TaskScheduledId=task_id,
+        Reason=reason,
+        Details=details,
+        FailureDetails=None,
+    )
 
 
 def timer_created(timestamp: str, event_id: int, fire_at: str) -> dict[str, Any]:
@@ -230,15 +295,18 @@ def event_raised(timestamp: str, name: str, input_text: str | None) -> dict[str,
     return _event(EventType.EVENT_RAISED, timestamp, Name=name, Input=input_text)
 
 
-def event_sent(timestamp: str, event_id: int, instance_id: str, name: str,
-               input_text: str | None) -> dict[str, Any]:
-    return _event(EventType.EVENT_SENT, timestamp, event_id, InstanceId=instance_id, Name=name,
-                  Input=input_text)
+def event_sent(
+    timestamp: str, event_id: int, instance_id: str, name: str, input_text: str | None
+) -> dict[str, Any]:
+    return _event(
+        EventType.EVENT_SENT, timestamp, event_id, InstanceId=instance_id, Name=name, Input=input_text
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Request (§1.1) and reply (§1.2, §1.3)
 # ---------------------------------------------------------------------------------------------
+
 
 def request_input_value(input_text: str | None) -> Any:
     """The request's ``input``: the stored ExecutionStarted.Input parsed as JSON (GetInputAsJson).
@@ -253,35 +321,57 @@ def request_input_value(input_text: str | None) -> Any:
         return input_text
 
 
-def _request_tail(*, instance_id: str, input_text: str | None, parent_instance_id: str | None,
-                  is_replaying: bool) -> str:
-    return json.dumps({
-        "input": request_input_value(input_text),
-        "instanceId": instance_id,
-        "isReplaying": is_replaying,
-        "parentInstanceId": parent_instance_id,
-        "upperSchemaVersion": 1,
-        "upperSchemaVersionNew": 2,
-        "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
-        "maximumShortTimerDuration": MAX_SHORT_TIMER,
-        "defaultHttpAsyncRequestSleepTimeMillseconds": DEFAULT_HTTP_SLEEP_MS,
-    })[1:]
+def _request_tail(
+    *, instance_id: str, input_text: str | None, parent_instance_id: str | None, is_replaying: bool
+) -> str:
+    return json.dumps(
+        {
+            "input": request_input_value(input_text),
+            "instanceId": instance_id,
+            "isReplaying": is_replaying,
+            "parentInstanceId": parent_instance_id,
+            "upperSchemaVersion": 1,
+            "upperSchemaVersionNew": 2,
+            "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
+            "maximumShortTimerDuration": MAX_SHORT_TIMER,
+            "defaultHttpAsyncRequestSleepTimeMillseconds": DEFAULT_HTTP_SLEEP_MS,
+        }
+    )[1:]
 
 
-def build_orchestrator_request(history: list[dict[str, Any]], *, instance_id: str, input_text: str | None,
-                               parent_instance_id: str | None, is_replaying: bool) -> str:
+def build_orchestrator_request(
+    history: list[dict[str, Any]],
+    *,
+    instance_id: str,
+    input_text: str | None,
+    parent_instance_id: str | None,
+    is_replaying: bool,
+) -> str:
     """The context JSON the host passes as the orchestrationTrigger value (§1.1)."""
     return build_orchestrator_request_from_texts(
-        [json.dumps(e) for e in history], instance_id=instance_id, input_text=input_text,
-        parent_instance_id=parent_instance_id, is_replaying=is_replaying)
+        [json.dumps(e) for e in history],
+        instance_id=instance_id,
+        input_text=input_text,
+        parent_instance_id=parent_instance_id,
+        is_replaying=is_replaying,
+    )
 
 
-def build_orchestrator_request_from_texts(event_texts: Iterable[str], *, instance_id: str,
-                                          input_text: str | None, parent_instance_id: str | None,
-                                          is_replaying: bool) -> str:
+def build_orchestrator_request_from_texts(
+    event_texts: Iterable[str],
+    *,
+    instance_id: str,
+    input_text: str | None,
+    parent_instance_id: str | None,
+    is_replaying: bool,
+) -> str:
     """Same as :func:`build_orchestrator_request` from already-serialised events (avoids re-encoding)."""
-    tail = _request_tail(instance_id=instance_id, input_text=input_text,
-                         parent_instance_id=parent_instance_id, is_replaying=is_replaying)
+    tail = _request_tail(
+        instance_id=instance_id,
+        input_text=input_text,
+        parent_instance_id=parent_instance_id,
+        is_replaying=is_replaying,
+    )
     return '{"history": [' + ", ".join(event_texts) + "], " + tail
 
 
@@ -328,20 +418,28 @@ def parse_orchestrator_reply(reply: str | None, exc: BaseException | None) -> Or
     outer = state.get("actions") or [[]]
     if len(outer) != 1 or not isinstance(outer[0], list):
         return OrchestratorReply(
-            False, [], None,
-            f"Expected one action list for replay schema V3, got {len(outer)} (the host rejects this).")
+            False,
+            [],
+            None,
+            f"Expected one action list for replay schema V3, got {len(outer)} (the host rejects this).",
+        )
     output_text = compact_json(state["output"]) if state.get("output") is not None else None
     error = state.get("error") or None
     has_custom = "customStatus" in state and state["customStatus"] is not None
     return OrchestratorReply(
-        is_done=bool(state.get("isDone")), actions=outer[0], output_text=output_text,
+        is_done=bool(state.get("isDone")),
+        actions=outer[0],
+        output_text=output_text,
         error=str(error) if error is not None else None,
-        custom_status=state.get("customStatus") if has_custom else None, has_custom_status=has_custom)
+        custom_status=state.get("customStatus") if has_custom else None,
+        has_custom_status=has_custom,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Failure texts (§3.4, §4.6, §5, §9.1)
 # ---------------------------------------------------------------------------------------------
+
 
 def orchestrator_failure_text(name: str, error: str) -> str:
     return f"Orchestrator function '{name}' failed: {error}"
@@ -355,8 +453,10 @@ def custom_status_size_error(custom_status_json: str) -> str | None:
     """The host's 16 KB UTF-16 check on the serialised custom status, or None when it fits."""
     size_kb = int(len(custom_status_json.encode("utf-16-le")) / 1024.0)
     if size_kb > CUSTOM_STATUS_LIMIT_KB:
-        return ("The UTF-16 size of the JSON-serialized payload must not exceed 16 KB. "
-                f"The current payload size is {size_kb} KB.")
+        return (
+            "The UTF-16 size of the JSON-serialized payload must not exceed 16 KB. "
+            f"The current payload size is {size_kb} KB."
+        )
     return None
 
 
@@ -375,34 +475,38 @@ def activity_failure_details(exc: BaseException) -> str:
     friendly = f"{type(exc).__name__}: {exc}"
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
     rpc_message = f"Result: Failure\nException: {friendly}\nStack: {stack}"
-    return compact_json({
-        "$type": "System.Exception, System.Private.CoreLib",
-        "ClassName": "System.Exception",
-        "Message": friendly,
-        "Data": None,
-        "InnerException": {
-            "$type": f"{_RPC_EXCEPTION}, Microsoft.Azure.WebJobs.Script",
-            "ClassName": _RPC_EXCEPTION,
-            "Message": rpc_message,
+    return compact_json(
+        {
+            "$type": "System.Exception, System.Private.CoreLib",
+            "ClassName": "System.Exception",
+            "Message": friendly,
             "Data": None,
-            "InnerException": None,
+            "InnerException": {
+                "$type": f"{_RPC_EXCEPTION}, Microsoft.Azure.WebJobs.Script",
+                "ClassName": _RPC_EXCEPTION,
+                "Message": rpc_message,
+                "Data": None,
+                "InnerException": None,
+                "HelpURL": None,
+                "StackTraceString": None,
+                "HResult": -2146233088,
+                "Source": None,
+            },
             "HelpURL": None,
             "StackTraceString": None,
             "HResult": -2146233088,
             "Source": None,
-        },
-        "HelpURL": None,
-        "StackTraceString": None,
-        "HResult": -2146233088,
-        "Source": None,
-    })
+        }
+    )
 
 
 def unknown_function_text(name: str, kind: str, known: Iterable[str]) -> str:
     """``ThrowIfFunctionDoesNotExist`` (kind is ``activity`` or ``orchestrator``)."""
     names = ", ".join(f"'{n}'" for n in sorted(known))
-    return (f"The function '{name}' doesn't exist, is disabled, or is not an {kind} function. "
-            f"Additional info: The following are the known {kind} functions: {names}.")
+    return (
+        f"The function '{name}' doesn't exist, is disabled, or is not an {kind} function. "
+        f"Additional info: The following are the known {kind} functions: {names}."
+    )
 
 
 def instance_id_error(instance_id: str) -> str | None:
@@ -421,6 +525,7 @@ def instance_id_error(instance_id: str) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # Replay of actions against history (§3.3)
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ScheduleActivity:
@@ -480,6 +585,8 @@ class ReplayResult:
     unsupported: str | None = None
     # A synchronous host error while invoking an action (sub-orchestration id rules, action limit).
     host_error: str | None = None
+    # The next sequence number: the EventId DTFx gives ExecutionCompleted/ContinueAsNew.
+    next_event_id: int = 0
 
 
 class _StopReplay(Exception):
@@ -528,8 +635,12 @@ _KIND_FOR_EVENT = {
     EventType.SUB_ORCHESTRATION_CREATED: "suborchestration",
     EventType.EVENT_SENT: "eventsent",
 }
-_KIND_TEXT = {"activity": "an activity task", "timer": "a timer task",
-              "suborchestration": "a sub-orchestration task", "eventsent": "a send event task"}
+_KIND_TEXT = {
+    "activity": "an activity task",
+    "timer": "a timer task",
+    "suborchestration": "a sub-orchestration task",
+    "eventsent": "a send event task",
+}
 
 
 def _describe(kind: str, decision: Decision | None, name: str | None) -> str:
@@ -568,7 +679,8 @@ class _Replayer:
         if self.seq > MAX_ORCHESTRATION_ACTIONS:
             self.result.host_error = (
                 f"Maximum amount of orchestration actions ({MAX_ORCHESTRATION_ACTIONS}) has been reached. "
-                "This value can be configured in host.json file as MaxOrchestrationActions.")
+                "This value can be configured in host.json file as MaxOrchestrationActions."
+            )
             raise _StopReplay
         task = _SimTask()
         self.scheduled[event_id] = _Scheduled(kind, make(event_id), task, is_open)
@@ -599,10 +711,14 @@ class _Replayer:
             return task
         if action_type in (ActionType.WHEN_ALL, ActionType.WHEN_ANY):
             return self._compound(action)
-        if action_type in (ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY,
-                           ActionType.SCHEDULED_SIGNAL_ENTITY):
+        if action_type in (
+            ActionType.CALL_ENTITY,
+            ActionType.SIGNAL_ENTITY,
+            ActionType.SCHEDULED_SIGNAL_ENTITY,
+        ):
             self.result.unsupported = (
-                f"Durable entities (call_entity/signal_entity) are {UNSUPPORTED_SUFFIX}.")
+                f"Durable entities (call_entity/signal_entity) are {UNSUPPORTED_SUFFIX}."
+            )
             raise _StopReplay
         if action_type == ActionType.CALL_HTTP:
             self.result.unsupported = f"Durable HTTP (call_http) is {UNSUPPORTED_SUFFIX}."
@@ -633,11 +749,14 @@ class _Replayer:
 
     def _sub_orchestration_id_error(self, child_id: str) -> str | None:
         if child_id.lower() == self.instance_id.lower():
-            return ("A sub-orchestration instance cannot have the same instance ID as its parent "
-                    "orchestration.")
+            return (
+                "A sub-orchestration instance cannot have the same instance ID as its parent orchestration."
+            )
         if self.parent_instance_id and child_id.lower() == self.parent_instance_id.lower():
-            return ("A sub-orchestration instance cannot have the same instance ID as the parent "
-                    "of its parent orchestration.")
+            return (
+                "A sub-orchestration instance cannot have the same instance ID as the parent "
+                "of its parent orchestration."
+            )
         if child_id.startswith("@"):
             return "Orchestration instance ids must not start with @."
         return None
@@ -649,8 +768,9 @@ class _Replayer:
         first = timedelta(milliseconds=float(options.get("firstRetryIntervalInMilliseconds", 0)))
         coefficient = float(options.get("backoffCoefficient", 1.0) or 1.0)
         max_interval_ms = options.get("maxRetryIntervalInMilliseconds")
-        max_interval = (timedelta(milliseconds=float(max_interval_ms)) if max_interval_ms
-                        else DEFAULT_MAX_RETRY_INTERVAL)
+        max_interval = (
+            timedelta(milliseconds=float(max_interval_ms)) if max_interval_ms else DEFAULT_MAX_RETRY_INTERVAL
+        )
         timeout_ms = options.get("retryTimeoutInMilliseconds")
         is_activity = action.get("actionType") == ActionType.CALL_ACTIVITY_WITH_RETRY
         outer = _SimTask()
@@ -671,8 +791,9 @@ class _Replayer:
             if attempts >= max_attempts:
                 self._timer_then(now, lambda _t: outer.finish(failed=True))
                 return
-            delay = self._retry_delay(attempts - 1, first, coefficient, max_interval, timeout_ms,
-                                      first_attempt_time, now)
+            delay = self._retry_delay(
+                attempts - 1, first, coefficient, max_interval, timeout_ms, first_attempt_time, now
+            )
             if delay <= timedelta(0):
                 outer.finish(failed=True)
                 return
@@ -685,12 +806,22 @@ class _Replayer:
         return outer
 
     @staticmethod
-    def _retry_delay(attempt: int, first: timedelta, coefficient: float, max_interval: timedelta,
-                     timeout_ms: Any, first_attempt_time: datetime | None, now: datetime) -> timedelta:
-        if timeout_ms and first_attempt_time is not None \
-                and now >= first_attempt_time + timedelta(milliseconds=float(timeout_ms)):
+    def _retry_delay(
+        attempt: int,
+        first: timedelta,
+        coefficient: float,
+        max_interval: timedelta,
+        timeout_ms: Any,
+        first_attempt_time: datetime | None,
+        now: datetime,
+    ) -> timedelta:
+        if (
+            timeout_ms
+            and first_attempt_time is not None
+            and now >= first_attempt_time + timedelta(milliseconds=float(timeout_ms))
+        ):
             return timedelta(0)
-        delay_ms = first.total_seconds() * 1000.0 * (coefficient ** attempt)
+        delay_ms = first.total_seconds() * 1000.0 * (coefficient**attempt)
         if delay_ms < max_interval.total_seconds() * 1000.0:
             return timedelta(milliseconds=delay_ms)
         return max_interval
@@ -811,30 +942,42 @@ class _Replayer:
         expected = _describe(kind, None, name)
         if entry is None or event_id in self.matched:
             self.result.nondeterminism = Nondeterminism(
-                position, int(event_id) if isinstance(event_id, int) else -1, expected, "nothing",
+                position,
+                int(event_id) if isinstance(event_id, int) else -1,
+                expected,
+                "nothing",
                 f"A previous execution of this orchestration scheduled {expected} with sequence ID "
                 f"{event_id}, but the current replay execution hasn't (yet?) scheduled this task. Was a "
-                "change made to the orchestrator code after this instance had already started running?")
+                "change made to the orchestrator code after this instance had already started running?",
+            )
             return
         actual = _describe(entry.kind, entry.decision, None)
         same_name = kind == "timer" or str(getattr(entry.decision, "name", "")).lower() == str(name).lower()
         if entry.kind != kind or not same_name:
             self.result.nondeterminism = Nondeterminism(
-                position, event_id, expected, actual,
+                position,
+                event_id,
+                expected,
+                actual,
                 f"A previous execution of this orchestration scheduled {expected} with sequence number "
                 f"{event_id}, but the current orchestration replay instead produced {actual} with this "
                 "sequence number. Was a change made to the orchestrator code after this instance had "
-                "already started running?")
+                "already started running?",
+            )
             return
         self.matched.add(event_id)
 
     def _finish(self) -> None:
         result = self.result
-        result.decisions = [entry.decision for event_id, entry in sorted(self.scheduled.items())
-                            if event_id not in self.matched]
+        result.decisions = [
+            entry.decision
+            for event_id, entry in sorted(self.scheduled.items())
+            if event_id not in self.matched
+        ]
         if self.continue_as_new is not None:
             result.decisions.append(self.continue_as_new)
         result.open_tasks = any(entry.is_open for entry in self.scheduled.values())
+        result.next_event_id = self.seq
 
 
 def replay_actions(history: list[dict[str, Any]], actions: list[dict[str, Any]]) -> ReplayResult:

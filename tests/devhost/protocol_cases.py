@@ -17,8 +17,12 @@ from devhost import protocol
 from devhost.protocol import EventType
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-SCHEDULING = {EventType.TASK_SCHEDULED: "activity", EventType.TIMER_CREATED: "timer",
-              EventType.SUB_ORCHESTRATION_CREATED: "suborchestration", EventType.EVENT_SENT: "eventsent"}
+SCHEDULING = {
+    EventType.TASK_SCHEDULED: "activity",
+    EventType.TIMER_CREATED: "timer",
+    EventType.SUB_ORCHESTRATION_CREATED: "suborchestration",
+    EventType.EVENT_SENT: "eventsent",
+}
 
 
 def ts(seconds: float) -> str:
@@ -31,17 +35,21 @@ def ev(kind: int, event_id: int, played: bool, seconds: float, **fields: Any) ->
     return event
 
 
-def started(seconds: float = 0, name: str = "O", input_text: str | None = None,
-            execution_id: str = "e1") -> dict[str, Any]:
-    return protocol.execution_started(ts(seconds), instance_id="abc123", execution_id=execution_id,
-                                      name=name, input_text=input_text)
+def started(
+    seconds: float = 0, name: str = "O", input_text: str | None = None, execution_id: str = "e1"
+) -> dict[str, Any]:
+    return protocol.execution_started(
+        ts(seconds), instance_id="abc123", execution_id=execution_id, name=name, input_text=input_text
+    )
 
 
-def call_sdk(orchestrator: Callable[..., Any], history: list[dict[str, Any]],
-             input_text: str | None = None) -> protocol.OrchestratorReply:
+def call_sdk(
+    orchestrator: Callable[..., Any], history: list[dict[str, Any]], input_text: str | None = None
+) -> protocol.OrchestratorReply:
     handle = df.Orchestrator.create(orchestrator)
-    request = protocol.build_orchestrator_request(history, instance_id="abc123", input_text=input_text,
-                                                  parent_instance_id=None, is_replaying=True)
+    request = protocol.build_orchestrator_request(
+        history, instance_id="abc123", input_text=input_text, parent_instance_id=None, is_replaying=True
+    )
     try:
         return protocol.parse_orchestrator_reply(handle(request), None)
     except Exception as exc:
@@ -62,8 +70,11 @@ def decision_key(decision: protocol.Decision) -> tuple[Any, ...]:
 
 def recorded_key(event: dict[str, Any]) -> tuple[Any, ...]:
     kind = SCHEDULING[EventType(event["EventType"])]
-    detail = protocol.format_timestamp(protocol.parse_timestamp(event["FireAt"])) if kind == "timer" \
+    detail = (
+        protocol.format_timestamp(protocol.parse_timestamp(event["FireAt"]))
+        if kind == "timer"
         else event["Name"]
+    )
     return (event["EventId"], kind, detail)
 
 
@@ -74,16 +85,20 @@ def episodes(history: list[dict[str, Any]]) -> list[tuple[int, int]]:
     for number, start in enumerate(starts):
         stop = starts[number + 1] if number + 1 < len(starts) else len(history)
         cut = start + 1
-        while cut < stop and history[cut]["EventType"] not in SCHEDULING \
-                and history[cut]["EventType"] not in (EventType.ORCHESTRATOR_COMPLETED,
-                                                       EventType.EXECUTION_COMPLETED):
+        while (
+            cut < stop
+            and history[cut]["EventType"] not in SCHEDULING
+            and history[cut]["EventType"]
+            not in (EventType.ORCHESTRATOR_COMPLETED, EventType.EXECUTION_COMPLETED)
+        ):
             cut += 1
         bounds.append((cut, stop))
     return bounds
 
 
-def check_recorded_history(orchestrator: Callable[..., Any], history: list[dict[str, Any]],
-                           input_text: str | None = None) -> list[protocol.ReplayResult]:
+def check_recorded_history(
+    orchestrator: Callable[..., Any], history: list[dict[str, Any]], input_text: str | None = None
+) -> list[protocol.ReplayResult]:
     """Assert that every recorded episode's scheduling events are what the replay decides now.
 
     The last episode of a history that ends without OrchestratorCompleted has nothing recorded yet;
