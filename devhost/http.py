@@ -165,6 +165,7 @@ def parse_json_or_text(text: str | None) -> Any:
     """The host's `ParseToJToken`: JSON when it parses, else the raw string; None stays None."""
     if text is None:
         return None
+    text = text.strip()
     try:
         return json.loads(text)
     except (json.JSONDecodeError, TypeError):

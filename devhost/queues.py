@@ -109,22 +109,25 @@ class QueueStore:
         self.path = self.state_dir / QUEUE_DB_NAME
         self._now = clock
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
+        db = self._connect()
         try:
-            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
             db.executescript(_SCHEMA)
         finally:
             db.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         # A fresh connection per operation keeps the store usable from worker threads and other
         # processes; BEGIN IMMEDIATE takes the write lock up front so two receivers never lock
         # the same message.
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db = self._connect()
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=30000")
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -181,6 +184,8 @@ class QueueStore:
         Service Bus does when the lock of the final delivery runs out.
         """
         now = self._now()
+        if not self._has_receivable(queue, now):
+            return None  # the common idle case: a read, no write lock
         with self._transaction() as db:
             while True:
                 row = db.execute(
@@ -215,6 +220,18 @@ class QueueStore:
                     delivery_count=message.delivery_count + 1,
                     last_error=last_error,
                 )
+
+    def _has_receivable(self, queue: str, now: float) -> bool:
+        db = self._connect()
+        try:
+            row = db.execute(
+                "SELECT 1 FROM messages WHERE queue = ? AND dead_lettered = 0"
+                " AND (locked_until IS NULL OR locked_until <= ?) LIMIT 1",
+                (queue, now),
+            ).fetchone()
+        finally:
+            db.close()
+        return row is not None
 
     def renew_lock(self, message: QueueMessage, *, lock_seconds: float) -> float:
         now = self._now()

@@ -642,6 +642,13 @@ def test_service_bus_starter_ignores_duplicates(host: RunningHost, trace_dir: Pa
     assert len(listed.json()) == 1
 
 
+def test_service_bus_output_binding_feeds_the_local_queue(host: RunningHost) -> None:
+    job_id = uuid.uuid4().hex[:12]
+    answer = http("POST", f"{host.base_url}/api/jobs/{job_id}", b"")
+    assert (answer.status, answer.body) == (202, b"queued")
+    assert host.wait_for_status(f"job-{job_id}", "Completed")["output"] == f"Hello {job_id}!"
+
+
 def test_poison_message_is_dead_lettered_with_its_error_and_can_be_resubmitted(
     host: RunningHost, trace_dir: Path
 ) -> None:

@@ -78,6 +78,13 @@ def hang(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("woke up")
 
 
+@app.route(route="jobs/{jobId}", methods=["POST"])
+@app.service_bus_queue_output(arg_name="outbox", queue_name="jobs", connection="ServiceBusConnection")
+def submit_job(req: func.HttpRequest, outbox: func.Out[str]) -> func.HttpResponse:
+    outbox.set(json.dumps({"job_id": req.route_params["jobId"]}))
+    return func.HttpResponse("queued", status_code=202)
+
+
 @app.route(route="status/{instanceId}", methods=["GET"])
 @app.durable_client_input(client_name="client")
 async def sdk_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
