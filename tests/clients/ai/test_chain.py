@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import web
 
 from clients import http
 from clients.ai import AIChain, AllProvidersFailed, InMemoryLessonCache
@@ -22,6 +23,7 @@ from tests.clients.ai.conftest import (
     research_items,
     start_sandbox,
 )
+from tests.clients.loopback import serve
 
 
 def chain_for(sandbox: Sandbox, fake_time: FakeTime, rand: float = 0.5, **env: str) -> AIChain:
@@ -376,3 +378,30 @@ async def test_real_sandbox_behaviour_fault_rate(fake_time: FakeTime) -> None:
         result = await chain_for(sandbox, fake_time, AI_MAX_ATTEMPTS_PER_PROVIDER="1").plan_lessons(BRIEF, [])
         assert result.meta.provider == "groq"
         assert behaviour.faults_served["deepseek"] == 1
+
+
+async def test_key_echoed_by_an_upstream_is_redacted(
+    fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        # A misbehaving proxy that repeats the credentials it got in its error message.
+        message = f"upstream refused header {request.headers.get('Authorization')}"
+        return web.json_response({"error": {"message": message, "type": "server_error"}}, status=500)
+
+    app = web.Application()
+    app.router.add_post("/chat/completions", echo)
+    caplog.set_level(logging.DEBUG)
+    secret = "sk-SENTINEL-echoed-4242"
+    async with serve(app) as base_url:
+        env = {
+            "AI_PROVIDERS": "deepseek",
+            "DEEPSEEK_BASE_URL": base_url,
+            "DEEPSEEK_API_KEY": secret,
+            "AI_MAX_ATTEMPTS_PER_PROVIDER": "2",
+        }
+        chain = AIChain.from_env(env, clock=fake_time.clock, sleep=fake_time.sleep, rand=lambda: 0.0)
+        with pytest.raises(AllProvidersFailed) as caught:
+            await chain.plan_lessons(BRIEF, [])
+    texts = [str(caught.value), repr(caught.value.failures)] + [r.getMessage() for r in caplog.records]
+    assert "Bearer ***" in str(caught.value)
+    assert all(secret not in text for text in texts)
