@@ -10,7 +10,7 @@ from typing import Literal
 
 from clients.db import DatabaseUnavailable, connect, schema_state
 from clients.http import RetryPolicy
-from clients.research import ALL_SOURCES, ResearchConfig, ResearchConfigError, search_source
+from clients.research import ResearchConfig, ResearchConfigError, search_source
 from domain.settings import SERVICE_BUS_SETTING, Need, Settings, SettingsError, parse_settings
 
 Status = Literal["OK", "FAIL", "SKIP"]
@@ -131,6 +131,3 @@ def _url_setting(source: str) -> str:
         "devto": "DEVTO_API_URL",
         "docs": "DOCS_SEARCH_URL",
     }.get(source, "source URL")
-
-
-RESEARCH_SOURCES = ALL_SOURCES

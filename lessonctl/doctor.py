@@ -10,8 +10,10 @@ import argparse
 import asyncio
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from clients.http import close_session, redact
+from clients.research import ALL_SOURCES
 from domain.settings import SettingsError
 from lessonctl import checks, checks_ai
 from lessonctl.checks import CheckResult
@@ -50,13 +52,9 @@ def secret_values(values: Mapping[str, str]) -> list[str]:
         value for name, value in values.items() if any(part in name.upper() for part in SECRET_NAME_PARTS)
     ]
     # A DSN's password is a secret on its own too (it may appear without the rest of the URL).
-    from urllib.parse import unquote, urlsplit
-
-    for name in ("DATABASE_URL",):
-        if values.get(name):
-            password = urlsplit(values[name]).password
-            if password:
-                secrets.extend({password, unquote(password)})
+    password = urlsplit(values.get("DATABASE_URL", "")).password
+    if password:
+        secrets.extend({password, unquote(password)})
     return [s for s in secrets if s and len(s) >= 4]
 
 
@@ -69,9 +67,7 @@ async def run_checks(values: Mapping[str, str]) -> list[CheckResult]:
             research: list[CheckResult] = [config]
         else:
             research = list(
-                await asyncio.gather(
-                    *(checks.check_research_source(s, config) for s in checks.RESEARCH_SOURCES)
-                )
+                await asyncio.gather(*(checks.check_research_source(s, config) for s in ALL_SOURCES))
             )
         ai = await checks_ai.check_ai_providers(values)
         results.append(await database)
