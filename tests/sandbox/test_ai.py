@@ -71,8 +71,10 @@ async def running() -> AsyncIterator[Running]:
     app = web.Application()
     register(app, behaviour)
     async with serve(app) as base_url, aiohttp.ClientSession() as session:
-        yield Running(base_url, app[AI_STATS], behaviour, session)
-        behaviour.stop()
+        try:
+            yield Running(base_url, app[AI_STATS], behaviour, session)
+        finally:
+            behaviour.stop()
 
 
 def chat_body(user: str, model: str = SANDBOX_MODELS["deepseek"]) -> dict[str, Any]:

@@ -77,11 +77,13 @@ async def start_sandbox(behaviour: Behaviour | ScriptedBehaviour) -> AsyncIterat
     app = web.Application()
     register(app, behaviour)
     async with serve(app) as base_url:
-        yield Sandbox(base_url, app[AI_STATS], behaviour)
-        if isinstance(behaviour, ScriptedBehaviour):
-            behaviour._stop.set()
-        else:
-            behaviour.stop()
+        try:
+            yield Sandbox(base_url, app[AI_STATS], behaviour)
+        finally:  # release handlers still hanging on a "timeout" fault so the server stops at once
+            if isinstance(behaviour, ScriptedBehaviour):
+                behaviour._stop.set()
+            else:
+                behaviour.stop()
 
 
 @pytest.fixture
