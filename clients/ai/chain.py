@@ -114,6 +114,13 @@ class PlanResult:
     meta: GenerationMeta
     failures: list[ProviderFailure] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_dict(),
+            "meta": self.meta.to_dict(),
+            "failures": [failure.to_dict() for failure in self.failures],
+        }
+
 
 @dataclass(frozen=True)
 class LessonResult:
@@ -121,6 +128,14 @@ class LessonResult:
     meta: GenerationMeta
     cache_key: str
     failures: list[ProviderFailure] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lesson": self.lesson.to_dict(),
+            "meta": self.meta.to_dict(),
+            "cache_key": self.cache_key,
+            "failures": [failure.to_dict() for failure in self.failures],
+        }
 
 
 @dataclass

@@ -63,7 +63,9 @@ async def test_plan_from_first_provider_with_usage(sandbox: Sandbox, fake_time: 
     assert sent["thinking"] == {"type": "disabled"}
     assert sent["response_format"] == {"type": "json_object"}
     assert sent["model"] == "deepseek-flash"
-    assert meta.to_dict()["provider"] == "deepseek"
+    as_dict = result.to_dict()
+    assert as_dict["meta"]["provider"] == "deepseek" and as_dict["failures"] == []
+    assert as_dict["plan"]["lessons"][0]["number"] == 1
 
 
 async def test_lesson_cites_research_and_is_sanitized(sandbox: Sandbox, fake_time: FakeTime) -> None:
