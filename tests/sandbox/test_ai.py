@@ -13,11 +13,14 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
+from clients import http
+from clients.ai import AIChain
 from domain.lessons import LessonSpec, ModuleBrief, parse_lesson, parse_plan
 from domain.prompts import build_lesson_prompt, build_plan_prompt
 from domain.research import ResearchItem
 from sandbox.ai import AI_STATS, SANDBOX_KEYS, SANDBOX_MODELS, AIStats, register, sandbox_ai_env
 from sandbox.behaviour import Behaviour
+from sandbox.server import create_app, sandbox_env
 from tests.clients.loopback import serve
 
 FIXTURES = Path(__file__).resolve().parents[1] / "clients" / "ai" / "fixtures"
@@ -232,3 +235,27 @@ def test_env_points_every_provider_at_the_sandbox() -> None:
     assert env["GEMINI_BASE_URL"] == "http://127.0.0.1:9999/gemini/v1beta"
     assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:9999/openai/v1"
     assert env["AI_PROVIDERS"] == "deepseek,groq,gemini"
+
+
+async def test_whole_module_through_the_sandbox_app_and_its_env() -> None:
+    """The demo path: `python -m sandbox`'s app and `env` settings drive the real chain end to end."""
+    behaviour = Behaviour(seed=5)
+    app = create_app(behaviour)
+    try:
+        async with serve(app) as base_url:
+            chain = AIChain.from_env(sandbox_env(base_url))
+            plan = await chain.plan_lessons(BRIEF, RESEARCH)
+            lessons = [await chain.generate_lesson(BRIEF, spec, RESEARCH) for spec in plan.plan.lessons]
+            assert [result.lesson.number for result in lessons] == [1, 2, 3]
+            assert all(result.meta.provider == "deepseek" for result in lessons)
+            async with aiohttp.ClientSession() as session:
+                fault = {"source": "deepseek", "kind": "error", "rate": 1.0}
+                async with session.post(f"{base_url}/_sandbox/faults", json=fault) as response:
+                    assert response.status == 200
+            chain = AIChain.from_env({**sandbox_env(base_url), "AI_MAX_ATTEMPTS_PER_PROVIDER": "1"})
+            fallback = await chain.generate_lesson(BRIEF, plan.plan.lessons[0], RESEARCH)
+            assert fallback.meta.provider == "groq" and "HTTP 503" in fallback.meta.fallbacks[0]
+            assert behaviour.requests["deepseek"] == 5 and behaviour.requests["groq"] == 1
+    finally:
+        behaviour.stop()
+        await http.close_session()
