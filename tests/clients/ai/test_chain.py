@@ -407,3 +407,24 @@ async def test_key_echoed_by_an_upstream_is_redacted(
     texts = [str(caught.value), repr(caught.value.failures)] + [r.getMessage() for r in caplog.records]
     assert "Bearer ***" in str(caught.value)
     assert all(secret not in text for text in texts)
+
+
+class BrokenCache:
+    """A cache whose database is down (e.g. PostgreSQL restarting)."""
+
+    async def get(self, key: str) -> dict | None:
+        raise ConnectionRefusedError("cache database is down")
+
+    async def put(self, key: str, value: dict) -> None:
+        raise ConnectionRefusedError("cache database is down")
+
+
+async def test_cache_outage_costs_tokens_not_the_lesson(
+    sandbox: Sandbox, fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = await chain_for(sandbox, fake_time).generate_lesson(BRIEF, SPEC, [], cache=BrokenCache())
+    assert result.meta.provider == "deepseek" and not result.meta.cache_hit
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("cache read failed" in w for w in warnings) and any(
+        "cache write failed" in w for w in warnings
+    )
