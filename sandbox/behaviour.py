@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +90,9 @@ class Behaviour:
         faults: dict[str, Fault] | None = None,
         seed: int | None = None,
         hang_s: float = DEFAULT_HANG_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._sleep = sleep  # injectable so tests can check the drawn latency without waiting
         self.latency: dict[str, tuple[int, int]] = {}
         self.faults: dict[str, Fault] = {}
         for source, (low, high) in (latency or {}).items():
@@ -140,7 +142,7 @@ class Behaviour:
         rng = self._rng(source)
         low, high = self.latency.get(source, (0, 0))
         if high > 0:
-            await asyncio.sleep(rng.uniform(low, high) / 1000)
+            await self._sleep(rng.uniform(low, high) / 1000)
         fault = self.faults.get(source)
         if fault is not None and fault.rate > 0 and rng.random() < fault.rate:
             self.faults_served[source] += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from clients.http import HttpResponse, UpstreamError, UpstreamHTTPError, error_for_status
+from clients.http import HttpResponse, RateLimited, UpstreamError, UpstreamHTTPError, error_for_status
 from clients.research.parsing import collect_items, require_list
 from clients.research.transport import SourceCall
 from domain.research import ResearchItem, plain_text, position_score
@@ -18,6 +18,9 @@ MDN_SITE = "https://developer.mozilla.org"
 def classify(response: HttpResponse, now: float) -> UpstreamError | None:
     if response.status == 200:
         return None
+    if response.status == 429:  # a CDN in front of the search API: JSON or not, it is throttling
+        reason = f"HTTP 429: {response.excerpt()[:120]}"
+        return RateLimited(SOURCE, reason, retry_after_s=response.retry_after_s(now))
     if response.body.lstrip()[:1] == b"{":
         data = response.json_object()
         errors = data.get("errors")

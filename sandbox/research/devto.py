@@ -61,7 +61,7 @@ def register(app: web.Application, behaviour: Behaviour, library: Library) -> No
     async def prelude(request: web.Request) -> web.StreamResponse | str:
         # Varnish refuses urllib-style User-Agents before the app sees the request.
         if "urllib" in request.headers.get("User-Agent", "urllib"):
-            return web.Response(status=403, body=b"", headers={"server": "Varnish"})
+            return web.Response(status=403, body=b"", headers={"Server": "Varnish"})
         fault = await behaviour.before("devto")
         if fault == "timeout":
             return await hang(request, behaviour)
