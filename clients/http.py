@@ -212,7 +212,7 @@ class HttpResponse:
     def json(self) -> Any:
         """Parse the body as JSON, with a clear error when it is HTML, empty or broken."""
         text = self.text()
-        stripped = text.lstrip()
+        stripped = text.lstrip("\ufeff \t\r\n")  # a UTF-8 BOM is legal before JSON text (RFC 8259 §8.1)
         if not stripped:
             raise UpstreamProtocolError(
                 self.source, f"HTTP {self.status} with an empty body where JSON was expected"

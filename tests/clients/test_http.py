@@ -65,6 +65,10 @@ def build_app(seen: dict[str, list[str]], hang: asyncio.Event) -> web.Applicatio
         body = zlib.compress(json.dumps(PAYLOAD).encode())
         return web.Response(body=body, headers={"Content-Encoding": "deflate"})
 
+    async def bom(request: web.Request) -> web.Response:
+        body = b"\xef\xbb\xbf" + json.dumps(PAYLOAD).encode()
+        return web.Response(body=body, content_type="application/json")
+
     async def html(request: web.Request) -> web.Response:
         page = "<!DOCTYPE html><html><body>Bad gateway</body></html>"
         return web.Response(text=page, content_type="text/html")
@@ -101,8 +105,8 @@ def build_app(seen: dict[str, list[str]], hang: asyncio.Event) -> web.Applicatio
     app = web.Application()
     for path, handler in {
         "/ok": ok, "/gz": gz_header, "/gz-raw": gz_no_header, "/gz-truncated": gz_truncated,
-        "/deflate": deflate, "/html": html, "/bad-utf8": bad_utf8, "/bad-json": bad_json, "/huge": huge,
-        "/bomb": bomb, "/slow": slow, "/echo-auth": echo_auth, "/limited": limited,
+        "/deflate": deflate, "/bom": bom, "/html": html, "/bad-utf8": bad_utf8, "/bad-json": bad_json,
+        "/huge": huge, "/bomb": bomb, "/slow": slow, "/echo-auth": echo_auth, "/limited": limited,
     }.items():
         app.router.add_get(path, handler)
     return app
@@ -134,7 +138,7 @@ async def test_sends_project_user_agent_and_parses_json(server: tuple[str, dict[
     assert agent.startswith("lesson-orchestrator/") and "urllib" not in agent
 
 
-@pytest.mark.parametrize("path", ["/gz", "/gz-raw", "/deflate"])
+@pytest.mark.parametrize("path", ["/gz", "/gz-raw", "/deflate", "/bom"])
 async def test_decompresses_with_and_without_content_encoding(server: tuple[str, object], path: str) -> None:
     base, _ = server
     resp = await http.request("GET", f"{base}{path}", source="t")
