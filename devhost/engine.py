@@ -4,6 +4,11 @@ Each instance is processed by at most one episode at a time. An episode takes ev
 is due for the instance, appends ``[OrchestratorStarted, messages...]`` to its history, asks the SDK
 for the cumulative actions, replays them (``protocol.replay_actions``) to find the new decisions, and
 commits history, status and new work in one SQLite transaction.
+
+Known simplifications against the Azure Storage backend: a timer the orchestrator cancelled during
+replay still gets its TimerCreated event but is never delivered (DTFx delivers a harmless
+TimerFired later); continue_as_new goes straight from Running to Running (the transient
+ContinuedAsNew status is not shown) and drops the finished execution's history.
 """
 
 from __future__ import annotations
@@ -161,6 +166,8 @@ class Engine:
         if self._started:
             return
         self._started = True
+        self._timers_changed = asyncio.Event()
+        self._changed = asyncio.Event()
         self._activities = ActivityRunner(self.max_concurrent_activities)
         self._orchestrators = OrchestratorRunner(self.max_concurrent_orchestrators)
         if isinstance(self.clock, VirtualClock):
@@ -1006,6 +1013,19 @@ class Engine:
             return
         if write.drop_history or write.instance.runtime_status in TERMINAL_STATUSES:
             self._cache.pop(instance_id, None)
+            self._episode_cost.pop(instance_id, None)
+        if write.instance.runtime_status in TERMINAL_STATUSES:
+            self.log.info(
+                "devhost: %s '%s' (%s) %s",
+                "orchestration",
+                write.instance.name,
+                instance_id,
+                write.instance.runtime_status,
+            )
+        elif write.drop_history:
+            self.log.info(
+                "devhost: orchestration '%s' (%s) continued as new", write.instance.name, instance_id
+            )
         for item in work:
             self._dispatch_activity(item)
         now_us = to_micros(self.clock.now())

@@ -459,3 +459,20 @@ def test_replay_cost_is_linear_for_a_large_fan_out() -> None:
     result = protocol.replay_actions(history, actions)
     assert result.decisions == [] and not result.open_tasks
     assert EventType(history[-1]["EventType"]) is EventType.TASK_COMPLETED
+
+
+def test_fast_timestamp_parser_gives_the_sdk_the_same_values_as_dateutil() -> None:
+    from dateutil.parser import parse as dateutil_parse
+
+    from devhost.workers import _fast_parse_uncached
+
+    for text in [
+        "2024-05-01T10:00:00.2000000Z",
+        "2024-05-01T10:00:00.1234567Z",
+        "2024-01-04T00:00:00.000000Z",
+        "2024-01-04T00:00:00Z",
+        "2024-01-04T01:00:00+01:00",
+        "2024-01-04 00:00:00",
+    ]:
+        fast, slow = _fast_parse_uncached(text), dateutil_parse(text)
+        assert (fast, fast.tzinfo, str(fast)) == (slow, slow.tzinfo, str(slow))
