@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -147,7 +148,8 @@ async def search_source(
     except TimeoutError:
         return [], outcome("error", f"no answer within the source budget of {config.source_budget_s:g}s")
     except Exception as exc:  # a parser bug must cost one source, never the whole research
-        log.exception("research source %s failed unexpectedly", source)
+        # Formatted and redacted here: a traceback can quote values that carry a key.
+        log.error("research source %s failed unexpectedly:\n%s", source, redact(traceback.format_exc()))
         return [], outcome("error", f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
 
     items = [_without_secrets(item) for item in items]

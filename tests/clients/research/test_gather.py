@@ -191,16 +191,20 @@ async def test_source_budget_bounds_a_slow_source(upstream: Upstream, run: Runne
     assert outcome.status == "error" and "source budget of 0.2s" in (outcome.error or "")
 
 
-async def test_unexpected_parser_failure_costs_only_that_source(upstream: Upstream, run: Runner,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unexpected_parser_failure_costs_only_that_source(
+    upstream: Upstream, run: Runner, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from clients.research import gather
 
     async def exploding(call: object, topic: str, limit: int) -> list[ResearchItem]:
-        raise KeyError("surprise")
+        raise KeyError(f"surprise {SENTINELS['YOUTUBE_API_KEY']}")
 
     monkeypatch.setitem(gather.SEARCHERS, "docs", exploding)  # stands in for a parser bug
-    _, outcome = await run("docs")
+    with caplog.at_level(logging.ERROR):
+        _, outcome = await run("docs")
     assert outcome.status == "error" and "unexpected KeyError" in (outcome.error or "")
+    assert "Traceback" in caplog.text and "surprise ***" in caplog.text
+    assert SENTINELS["YOUTUBE_API_KEY"] not in caplog.text + (outcome.error or "")
 
 
 def test_config_rejects_non_http_urls() -> None:
