@@ -177,8 +177,18 @@ class Engine:
             for i in range(self.max_concurrent_orchestrators)
         ]
         self._background.append(asyncio.create_task(self._timer_loop(), name="devhost-timers"))
+        orphaned = []
         for work in self.store.work_items():
-            self._dispatch_activity(work)
+            owner = self.store.get_instance(work.instance_id)
+            if (
+                owner is None
+                or owner.execution_id != work.execution_id
+                or owner.runtime_status in TERMINAL_STATUSES
+            ):
+                orphaned.append(work.id)  # its result could only be discarded
+            else:
+                self._dispatch_activity(work)
+        self.store.delete_work(orphaned)
         for instance_id in self.store.instances_with_due_messages(to_micros(self.clock.now())):
             self._wake(instance_id)
         self._check_idle()
@@ -457,20 +467,30 @@ class Engine:
 
     async def _timer_loop(self) -> None:
         while True:
-            self._timers_changed.clear()
-            now_us = to_micros(self.clock.now())
-            for instance_id in self.store.instances_with_due_messages(now_us):
-                self._wake(instance_id)
-            self._check_idle()
-            next_due = self.store.next_due_after(now_us)
-            waits: list[asyncio.Task[Any]] = [asyncio.create_task(self._timers_changed.wait())]
-            if next_due is not None:
-                waits.append(asyncio.create_task(self.clock.sleep_until(from_micros(next_due))))
             try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for wait in waits:
-                    wait.cancel()
+                await self._timer_step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("devhost: timer loop error; retrying")
+                await asyncio.sleep(0.5)
+
+    async def _timer_step(self) -> None:
+        """Wake instances whose messages are due, then sleep until the next timer or a new one."""
+        self._timers_changed.clear()
+        now_us = to_micros(self.clock.now())
+        for instance_id in self.store.instances_with_due_messages(now_us):
+            self._wake(instance_id)
+        self._check_idle()
+        next_due = self.store.next_due_after(now_us)
+        waits: list[asyncio.Task[Any]] = [asyncio.create_task(self._timers_changed.wait())]
+        if next_due is not None:
+            waits.append(asyncio.create_task(self.clock.sleep_until(from_micros(next_due))))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     # =========================================================================== activities
     def _dispatch_activity(self, work: WorkItem) -> None:
@@ -1003,6 +1023,7 @@ class Engine:
 
     def _commit(self, write: EpisodeWrite, history: _History) -> None:
         instance_id = write.instance.instance_id
+        write.drop_timers = write.drop_history or write.instance.runtime_status in TERMINAL_STATUSES
         try:
             work = self.store.commit_episode(write)
         except BaseException:

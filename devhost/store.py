@@ -230,6 +230,8 @@ class EpisodeWrite:
     replaced_instance_ids: list[str] = field(default_factory=list)
     # continue_as_new: the finished execution's history is dropped (DTFx truncates eternal histories).
     drop_history: bool = False
+    # The execution ended: its timers can never matter again, so they are not kept until they are due.
+    drop_timers: bool = False
 
 
 class Store:
@@ -429,6 +431,11 @@ class Store:
         ).fetchall()
         return [WorkItem(int(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), r[5]) for r in rows]
 
+    def delete_work(self, ids: Sequence[int]) -> None:
+        if ids:
+            with self._transaction() as db:
+                db.executemany("DELETE FROM activity_work WHERE id = ?", [(i,) for i in ids])
+
     def complete_work(self, results: Sequence[tuple[int, NewMessage]]) -> list[str]:
         """Commit activity results: each deletes its work item and queues its completion message.
 
@@ -455,6 +462,11 @@ class Store:
                 return None
             if write.drop_history:
                 db.execute("DELETE FROM history WHERE instance_id = ?", (record.instance_id,))
+            if write.drop_timers:
+                db.execute(
+                    "DELETE FROM messages WHERE instance_id = ? AND execution_id = ? AND deliver_at > 0",
+                    (record.instance_id, write.expected_execution_id),
+                )
             db.executemany(
                 "INSERT INTO history (instance_id, sequence, execution_id, event) VALUES (?, ?, ?, ?)",
                 [

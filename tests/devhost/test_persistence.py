@@ -146,3 +146,20 @@ def test_sigkill_mid_orchestration_then_restart(tmp_path: Path) -> None:
     assert all_keys - committed == started_again
     output = json.loads(second.stdout.split(" ", 1)[1])
     assert sorted(output) == sorted(all_keys)
+
+
+async def test_work_of_a_terminated_instance_is_not_rerun_and_its_timers_are_dropped(tmp_path: Path) -> None:
+    async with DurableTestHost(core_app.app, tmp_path) as host:
+        waiting = await host.start("WaitAfterWork", "never")
+        await wait_until(lambda: host.activity_calls("WaitGate") == ["never"])
+        timed = await host.start("EventOrTimeout")
+        await wait_until(lambda: has_event(host, timed, EventType.TIMER_CREATED))
+        assert host.engine.store.next_due_after(0) is not None
+        for instance_id in (waiting, timed):
+            await host.engine.terminate(instance_id, "stop")
+            await host.wait_for(instance_id, ["Terminated"])
+        assert host.engine.store.next_due_after(0) is None
+    async with DurableTestHost(core_app.app, tmp_path) as host:
+        assert host.engine.store.work_items() == []
+        status = await host.wait_for(waiting, ["Terminated"])
+        assert status.output_text == "stop" and host.activity_calls("WaitGate") == []
