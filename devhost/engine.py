@@ -717,7 +717,7 @@ class Engine:
         )
         if orchestrator is None:
             text = protocol.unknown_function_text(record.name, "orchestrator", self.registry.orchestrators)
-            self._fail_now(record, history, now, stamp, new_events, consumed, text, 0, None)
+            self._fail_now(record, history, now, stamp, new_events, consumed, text, None)
             return
         request = protocol.build_orchestrator_request_from_texts(
             [*history.texts, *(json.dumps(e) for e in new_events)],
@@ -775,13 +775,15 @@ class Engine:
         new_events: list[dict[str, Any]],
         consumed: list[int],
         text: str,
-        event_id: int,
         custom_status: str | None,
     ) -> None:
+        """Fail at once; the episode's decisions are dropped (the host threw before recording them)."""
         details = protocol.orchestrator_failure_details(text)
         events = [
             *(_played(e) for e in new_events),
-            protocol.execution_completed(stamp, event_id, protocol.OrchestrationStatus.FAILED, text),
+            protocol.execution_completed(
+                stamp, history.next_event_id, protocol.OrchestrationStatus.FAILED, text
+            ),
             protocol.orchestrator_completed(stamp),
         ]
         updated = replace(
@@ -819,15 +821,7 @@ class Engine:
         failure = self._host_failure(record, run)
         if failure is not None:
             self._fail_now(
-                record,
-                history,
-                now,
-                stamp,
-                new_events,
-                consumed,
-                failure,
-                replay.next_event_id,
-                record.custom_status_text,
+                record, history, now, stamp, new_events, consumed, failure, record.custom_status_text
             )
             return
         events = [_played(e) for e in new_events]
