@@ -59,17 +59,7 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
-def plain_text(value: str | None, *, limit: int = MAX_SUMMARY_CHARS) -> str:
-    """HTML or entity-encoded text → one line of plain text, cut at a word boundary with an ellipsis."""
-    if not value:
-        return ""
-    if "<" in value:
-        extractor = _TextExtractor()
-        extractor.feed(value)
-        extractor.close()
-        text = "".join(extractor.parts)
-    else:
-        text = html.unescape(value)
+def _trim(text: str, limit: int) -> str:
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
@@ -77,6 +67,30 @@ def plain_text(value: str | None, *, limit: int = MAX_SUMMARY_CHARS) -> str:
     if " " in cut[limit // 2 :]:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,;:.") + "…"
+
+
+def plain_text(value: str | None, *, limit: int = MAX_SUMMARY_CHARS) -> str:
+    """Literal text → one line, cut at a word boundary with an ellipsis. Nothing is decoded or parsed:
+    "Vec<T>" and "a &amp; b" in a plain-text field are what the author wrote."""
+    return _trim(value or "", limit)
+
+
+def html_to_text(value: str | None, *, limit: int = MAX_SUMMARY_CHARS) -> str:
+    """An HTML fragment (Stack Exchange bodies) → plain text without tags, scripts or entities."""
+    if not value:
+        return ""
+    extractor = _TextExtractor()
+    extractor.feed(value)
+    extractor.close()
+    return _trim("".join(extractor.parts), limit)
+
+
+_HTML_COMMENT = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
+
+
+def markdown_to_text(value: str | None, *, limit: int = MAX_SUMMARY_CHARS) -> str:
+    """Markdown (GitHub issue bodies) → one line; drops the HTML comments issue templates are full of."""
+    return _trim(_HTML_COMMENT.sub(" ", value or ""), limit)
 
 
 def clean_title(value: str | None) -> str:
@@ -152,11 +166,16 @@ class ResearchItem:
         score: float = 0.0,
         published_at: str | int | float | datetime | None = None,
         tags: Iterable[Any] = (),
+        decode_title: bool = True,
     ) -> ResearchItem:
-        """Build a normalised item from raw upstream values; InvalidResearchItem when unusable."""
+        """Build a normalised item from upstream values; InvalidResearchItem when unusable.
+
+        `summary` must already be plain text (see html_to_text / markdown_to_text); the title's HTML
+        entities are decoded unless `decode_title` is False (stored items are decoded already).
+        """
         if source not in ALL_SOURCES:
             raise InvalidResearchItem(f"unknown source {source!r}")
-        clean = clean_title(title)
+        clean = clean_title(title) if decode_title else " ".join((title or "").split())[:MAX_TITLE_CHARS]
         if not clean:
             raise InvalidResearchItem("missing title")
         try:
@@ -202,6 +221,7 @@ class ResearchItem:
             score=data.get("score", 0.0),
             published_at=data.get("published_at"),
             tags=tags,
+            decode_title=False,
         )
 
 

@@ -16,7 +16,7 @@ from clients.http import (
 )
 from clients.research.parsing import collect_items, require_list
 from clients.research.transport import SourceCall
-from domain.research import ResearchItem, popularity_score
+from domain.research import ResearchItem, markdown_to_text, popularity_score
 
 SOURCE = "github"
 API_VERSION = "2022-11-28"
@@ -94,7 +94,7 @@ def issue_item(raw: dict[str, Any]) -> ResearchItem:
         source=SOURCE,
         title=raw.get("title"),
         url=raw.get("html_url"),
-        summary=raw.get("body") or f"GitHub {kind} ({raw.get('state', 'open')})",
+        summary=markdown_to_text(raw.get("body")) or f"GitHub {kind} ({raw.get('state', 'open')})",
         score=popularity_score(engagement, ISSUE_ENGAGEMENT_SATURATION),
         published_at=raw.get("updated_at") or raw.get("created_at"),
         tags=[*labels, kind],

@@ -17,7 +17,7 @@ from clients.http import (
 )
 from clients.research.parsing import collect_items, require_list
 from clients.research.transport import SourceCall
-from domain.research import ResearchItem, plain_text, popularity_score
+from domain.research import ResearchItem, html_to_text, popularity_score
 
 SOURCE = "stackoverflow"
 SEARCH_METHOD = "search/advanced"
@@ -77,11 +77,11 @@ def note_wrapper(call: SourceCall, method: str, data: dict[str, Any]) -> None:
 
 
 def question_item(raw: dict[str, Any], answer: dict[str, Any] | None) -> ResearchItem:
-    question = plain_text(raw.get("body"), limit=260)
+    question = html_to_text(raw.get("body"), limit=260)
     summary = question
     if answer is not None:
         accepted = ", accepted" if answer.get("is_accepted") else ""
-        answer_text = plain_text(answer.get("body"), limit=320)
+        answer_text = html_to_text(answer.get("body"), limit=320)
         summary = f"{question} Top answer ({answer.get('score', 0)} votes{accepted}): {answer_text}".strip()
     elif not summary:
         summary = f"{raw.get('answer_count', 0)} answers, {raw.get('view_count', 0):,} views"

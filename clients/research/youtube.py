@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -80,12 +81,13 @@ def video_item(raw: dict[str, Any]) -> ResearchItem:
     video_id = ident.get("videoId") if isinstance(ident, dict) else None
     if not video_id:
         raise ValueError("search result without id.videoId")
-    channel = snippet.get("channelTitle")
+    channel = html.unescape(snippet.get("channelTitle") or "") or None
     return ResearchItem.create(
         source=SOURCE,
         title=snippet.get("title"),
         url=f"https://www.youtube.com/watch?v={video_id}",
-        summary=snippet.get("description") or (f"Video by {channel}" if channel else ""),
+        # search.list entity-encodes descriptions like titles.
+        summary=html.unescape(snippet.get("description") or "") or (f"Video by {channel}" if channel else ""),
         score=1.0,
         published_at=snippet.get("publishedAt"),
         tags=["video", *([channel] if channel else [])],

@@ -25,7 +25,7 @@ async def test_parses_repositories_and_issues(upstream: Upstream, run: Runner) -
     assert react.published_at == "2025-05-31T22:13:02Z"
     assert "react" in react.tags and "javascript" in react.tags
     assert react.score > hooks.score > 0  # 225k stars vs 9k stars
-    assert hooks.summary.startswith("Awesome React Hooks & resources")  # entity decoded
+    assert hooks.summary.startswith("Awesome React Hooks & resources: useState<T>, useEffect")  # literal
     assert issues[0].url.startswith("https://github.com/octokit-fixture-org/")
     assert "issue" in issues[0].tags
 

@@ -12,6 +12,8 @@ from domain.research import (
     ResearchItem,
     ResearchResult,
     SourceOutcome,
+    html_to_text,
+    markdown_to_text,
     normalize_url,
     plain_text,
     rank_items,
@@ -27,11 +29,11 @@ def item(title: str, url: str, *, source: str = "devto", summary: str = "", scor
 def test_create_normalises_raw_values() -> None:
     created = ResearchItem.create(
         source="stackoverflow", title="  Don&#39;t   block &amp; wait ", url="https://stackoverflow.com/q/1",
-        summary="<p>Use <code>await</code>&nbsp;here.</p><script>alert(1)</script>", score=7,
+        summary="  Rc<RefCell<T>>   and a &amp; b\n", score=7,
         published_at=1380313860, tags=["Python", "python", " AsyncIO "],
     )
     assert created.title == "Don't block & wait"
-    assert created.summary == "Use await here."
+    assert created.summary == "Rc<RefCell<T>> and a &amp; b"  # plain text stays what the author wrote
     assert created.score == 1.0  # clamped into 0..1
     assert created.published_at == "2013-09-27T20:31:00Z"
     assert created.tags == ["python", "asyncio"]
@@ -54,6 +56,9 @@ def test_missing_title_and_unknown_source_are_rejected() -> None:
 def test_round_trip_and_validation_of_dicts() -> None:
     original = item("Title", "https://dev.to/a/b", tags=("react",))
     assert ResearchItem.from_dict(original.to_dict()) == original
+    decoded = item("Use &amp;lt; for <", "https://dev.to/a/c")
+    assert decoded.title == "Use &lt; for <"
+    assert ResearchItem.from_dict(decoded.to_dict()) == decoded  # stored titles are not decoded twice
     result = ResearchResult(items=[original], outcomes={"devto": SourceOutcome("ok", None, 1, 12)})
     assert ResearchResult.from_dict(result.to_dict()) == result
     with pytest.raises(InvalidResearchItem):
@@ -65,8 +70,15 @@ def test_round_trip_and_validation_of_dicts() -> None:
 def test_plain_text_trims_at_a_word_boundary() -> None:
     text = plain_text("word " * 200, limit=50)
     assert len(text) <= 50 and text.endswith("…") and not text.endswith(" …")
-    assert plain_text("a &lt;b&gt; c") == "a <b> c"
     assert plain_text(None) == ""
+
+
+def test_html_and_markdown_to_text() -> None:
+    html = "<p>Use <code>await</code>&nbsp;here &lt;T&gt;.</p><script>alert(1)</script><ul><li>one</li></ul>"
+    assert html_to_text(html) == "Use await here <T>. one"
+    assert markdown_to_text("<!-- template: describe the bug -->\nIt `Vec<T>` breaks <!-- unterminated") == (
+        "It `Vec<T>` breaks"
+    )
 
 
 @pytest.mark.parametrize(("a", "b"), [
