@@ -479,3 +479,25 @@ def test_fast_timestamp_parser_gives_the_sdk_the_same_values_as_dateutil() -> No
     ]:
         fast, slow = _fast_parse_uncached(text), dateutil_parse(text)
         assert (fast, fast.tzinfo, str(fast)) == (slow, slow.tzinfo, str(slow))
+
+
+def test_when_all_with_a_failed_child_still_waits_for_every_child() -> None:
+    def tolerant(context: Any) -> Any:
+        failed = False
+        try:
+            yield context.task_all([context.call_activity("A"), context.call_activity("B")])
+        except Exception:
+            failed = True
+        return [failed, (yield context.call_activity("C"))]
+
+    history = [ev(12, -1, False, 0), started(), ev(4, 0, False, 0, Name="A"), ev(4, 1, False, 0, Name="B"),
+               ev(13, -1, False, 0), ev(12, -1, False, 1),
+               ev(6, -1, False, 1, TaskScheduledId=0, Reason="r", Details="d")]
+    reply = call_sdk(tolerant, history)
+    assert reply.actions[-1]["functionName"] == "C"  # the SDK already moved on...
+    result = protocol.replay_actions(history, reply.actions)
+    assert result.decisions == [] and result.open_tasks  # ...but Task.WhenAll waits for B first
+    history += [ev(13, -1, False, 1), ev(12, -1, False, 2),
+                ev(5, -1, False, 2, TaskScheduledId=1, Result="1")]
+    result = protocol.replay_actions(history, call_sdk(tolerant, history).actions)
+    assert result.decisions == [protocol.ScheduleActivity(2, "C", "null")]
