@@ -8,6 +8,7 @@ stops cleanly (exit 0) on SIGTERM / Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from aiohttp import web
 
@@ -35,6 +36,7 @@ from devhost.triggers import (
 log = logging.getLogger("devhost.host")
 
 DEFAULT_SERVICE_BUS_CONNECTION = "AzureWebJobsServiceBus"
+HOST_LOCK_NAME = "host.lock"
 DURABLE_TRIGGERS = ("orchestrationTrigger", "activityTrigger")
 NOT_SERVED_REASONS = {
     "timerTrigger": "timer triggers do not run under the devhost",
@@ -218,6 +220,7 @@ class DevHost:
         self._engine: Any = None
         self._pumps: list[QueuePump] = []
         self._queues: QueueStore | None = None
+        self._lock_handle: IO[str] | None = None
 
     async def start(self) -> None:
         try:
@@ -228,9 +231,9 @@ class DevHost:
         for warning in served.warnings:
             log.warning("%s", warning)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_state_dir()
         self._queues = QueueStore(self.state_dir)
         self._engine = self._create_engine(loaded)
-        await self._engine.start()
         links = ClientLinks(base_url=self.base_url, hub_name=loaded.hub_name)
         durable = DurableApi(self._engine, links, lambda: sorted(self._engine_orchestrators()))
         function_dir = str(loaded.app_dir)
@@ -251,6 +254,8 @@ class DevHost:
             await site.start()
         except OSError as exc:
             raise HostStartError(f"cannot listen on {self.base_url}: {exc.strerror}") from exc
+        # The engine starts once the port is ours: a second host never touches this state.
+        await self._engine.start()
         settings = loaded.host_config.service_bus
         pump_settings = PumpSettings(
             max_delivery_count=self.options.max_delivery_count,
@@ -268,6 +273,26 @@ class DevHost:
         for pump in self._pumps:
             pump.start()
         print(f"devhost ready on {self.base_url}", file=self.out, flush=True)
+
+    def _lock_state_dir(self) -> None:
+        """One host per state dir: two engines on one task hub would run every episode twice."""
+        path = self.state_dir / HOST_LOCK_NAME
+        handle = open(path, "a+")  # noqa: SIM115 - held open for the host's lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise HostStartError(
+                f"state dir {self.state_dir} is in use by another devhost ({owner}); stop it or pass "
+                f"another --state-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, {self.base_url}")
+        handle.flush()
+        self._lock_handle = handle
 
     def _create_engine(self, loaded: LoadedApp) -> Any:
         from devhost.engine import Engine
@@ -324,6 +349,9 @@ class DevHost:
         if self._engine is not None:
             await self._engine.stop()
         release_function_threads()
+        if self._lock_handle is not None:
+            self._lock_handle.close()  # closing the file releases the lock
+            self._lock_handle = None
 
 
 async def serve(options: HostOptions, *, out: TextIO = sys.stdout) -> int:

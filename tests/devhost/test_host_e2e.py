@@ -253,6 +253,28 @@ def test_real_namespace_connection_warns_that_the_local_queue_is_served(tmp_path
         assert running.stop() == 0
 
 
+def test_unloadable_app_and_busy_port_fail_with_exit_2_and_one_clear_line(
+    tmp_path: Path, host: RunningHost
+) -> None:
+    broken_app = tmp_path / "broken_app"
+    broken_app.mkdir()
+    (broken_app / "host.json").write_text('{"version": "2.0"}', encoding="utf-8")
+    (broken_app / "function_app.py").write_text(
+        "import azure.functions as func\napp = func.FunctionApp()\nvalue = undefined_name\n", encoding="utf-8"
+    )
+    broken = start_host(broken_app, tmp_path / "s1", tmp_path, expect_ready=False)
+    assert broken.process.wait(timeout=60) == 2
+    assert "function_app.py:3: NameError: name 'undefined_name' is not defined" in broken.stderr()
+    busy = start_host(BASIC_APP, tmp_path / "s2", tmp_path, expect_ready=False, port=host.port)
+    assert busy.process.wait(timeout=60) == 2
+    assert f"cannot listen on http://127.0.0.1:{host.port}" in busy.stderr()
+    same_state = start_host(BASIC_APP, host.state_dir, tmp_path, expect_ready=False)
+    assert same_state.process.wait(timeout=60) == 2
+    in_use = f"state dir {host.state_dir} is in use by another devhost (pid {host.process.pid}"
+    assert in_use in same_state.stderr()
+    assert "devhost ready" not in broken.stdout() + busy.stdout() + same_state.stdout()
+
+
 def test_sigterm_stops_cleanly_with_exit_0(tmp_path: Path) -> None:
     running = start_host(BASIC_APP, tmp_path / "state", tmp_path)
     assert running.stop() == 0
@@ -883,8 +905,9 @@ def test_sdk_durable_orchestration_client_against_the_rpc_routes(host: RunningHo
 
         assert (await client.purge_instance_history(instance_id)).instances_deleted == 1
         assert (await client.purge_instance_history(instance_id)).instances_deleted == 0
-        purged = await client.purge_instance_history_by(created_time_from=since,
-                                                        runtime_status=[status_kind.Terminated])
+        purged = await client.purge_instance_history_by(
+            created_time_from=since, runtime_status=[status_kind.Terminated]
+        )
         assert purged.instances_deleted >= 2
         assert not await client.get_status(named)
         session = http_utils._client_session
