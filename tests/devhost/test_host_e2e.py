@@ -744,6 +744,32 @@ def test_non_utf8_message_is_delivered_as_bytes_and_never_crashes_the_host(
     assert http("GET", f"{host.base_url}/admin/host/status").status == 200
 
 
+def test_max_concurrent_calls_bounds_parallel_deliveries(host: RunningHost, trace_dir: Path) -> None:
+    prefix = f"burst-{uuid.uuid4().hex[:6]}"
+    for i in range(12):
+        assert (
+            hostcli(
+                "enqueue",
+                "burst",
+                "--body",
+                "x",
+                "--message-id",
+                f"{prefix}-{i}",
+                "--state-dir",
+                str(host.state_dir),
+            ).returncode
+            == 0
+        )
+
+    def all_ran() -> list[int] | None:
+        mine = [line for line in trace_lines(trace_dir, "burst.log") if line.startswith(prefix)]
+        return [int(line.rsplit("=", 1)[1]) for line in mine] if len(mine) == 12 else None
+
+    running_counts = wait_until(all_ran, timeout=60, what="12 burst deliveries")
+    # host.json sets extensions.serviceBus.maxConcurrentCalls = 4.
+    assert max(running_counts) == 4
+
+
 def test_expired_lock_redelivers_while_the_first_delivery_still_runs(tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     trace.mkdir()
@@ -807,6 +833,33 @@ def test_sigkill_mid_orchestration_then_restart_completes(tmp_path: Path) -> Non
         # The activity that was running when the host died ran again (at-least-once).
         assert len(trace_lines(trace, "wait_for_file.log")) == 2
         assert trace_lines(trace, "say_hello.log") == ["before", "after"]
+    finally:
+        assert second.stop() == 0
+
+
+def test_message_in_flight_at_sigkill_is_redelivered_after_its_lock_expires(tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    state = tmp_path / "state"
+    env = {"HOST_TEST_TRACE_DIR": str(trace)}
+    first = start_host(BASIC_APP, state, tmp_path / "logs", "--lock-duration", "2", env=env)
+    assert (
+        hostcli(
+            "enqueue", "slow", "--body", "x", "--message-id", "inflight", "--state-dir", str(state)
+        ).returncode
+        == 0
+    )
+    wait_until(lambda: trace_lines(trace, "slow.log"), what="the first delivery")
+    first.kill()
+    second = start_host(BASIC_APP, state, tmp_path / "logs", "--lock-duration", "2", env=env)
+    try:
+        lines = wait_until(
+            lambda: trace_lines(trace, "slow.log") if len(trace_lines(trace, "slow.log")) == 2 else None,
+            timeout=30,
+            what="the redelivery after restart",
+        )
+        assert lines == ["inflight 1", "inflight 2"]
+        assert hostcli("dead-letters", "slow", "--state-dir", str(state)).stdout == ""
     finally:
         assert second.stop() == 0
 

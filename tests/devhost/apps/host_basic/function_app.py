@@ -145,6 +145,18 @@ async def slow_handler(msg: func.ServiceBusMessage) -> None:
         await asyncio.sleep(4)  # longer than the test's lock duration, renewal disabled in host.json
 
 
+_burst_running = 0
+
+
+@app.service_bus_queue_trigger(arg_name="msg", queue_name="burst", connection="ServiceBusConnection")
+async def burst_handler(msg: func.ServiceBusMessage) -> None:
+    global _burst_running
+    _burst_running += 1  # all invocations share this process and its event loop
+    _trace("burst.log", f"{msg.message_id} running={_burst_running}")
+    await asyncio.sleep(0.3)
+    _burst_running -= 1
+
+
 @app.timer_trigger(arg_name="timer", schedule="0 */5 * * * *")
 def every_five_minutes(timer: func.TimerRequest) -> None:
     logging.info("timer fired")
