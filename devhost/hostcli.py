@@ -79,8 +79,8 @@ def _state_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        default=Path(STATE_DIR_NAME),
-        help=f"state folder of the host (default: ./{STATE_DIR_NAME})",
+        default=None,
+        help=f"state folder of the host (default: ./{STATE_DIR_NAME}, i.e. run from the app folder)",
     )
 
 
@@ -145,8 +145,11 @@ def _run_enqueue(args: argparse.Namespace) -> int:
             return 2
     else:
         body = str(args.body).encode("utf-8")
+    state_dir = _sending_state_dir(args.state_dir)
+    if state_dir is None:
+        return 2
     try:
-        store = QueueStore(args.state_dir)
+        store = QueueStore(state_dir)
         sent = store.enqueue(
             args.queue,
             NewMessage(
@@ -161,6 +164,23 @@ def _run_enqueue(args: argparse.Namespace) -> int:
         return 2
     print(sent.message_id)
     return 0
+
+
+def _sending_state_dir(given: Path | None) -> Path | None:
+    """Where to enqueue. Without --state-dir only an app folder (or an existing ./.devhost) is used,
+    so a message is never left in a state folder no host will ever read."""
+    if given is not None:
+        return given
+    default = Path(STATE_DIR_NAME)
+    if default.is_dir() or Path("host.json").is_file():
+        return default
+    print(
+        f"error: {Path.cwd()} is not a function app folder and has no {STATE_DIR_NAME}; run from the "
+        f"app folder or pass --state-dir (the host uses APP_DIR/{STATE_DIR_NAME} unless started with "
+        f"--state-dir)",
+        file=sys.stderr,
+    )
+    return None
 
 
 def dead_letter_record(message: QueueMessage) -> dict[str, object]:
@@ -205,8 +225,9 @@ def _run_resubmit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_existing(state_dir: Path) -> QueueStore:
+def _open_existing(given: Path | None) -> QueueStore:
     # Reading never creates a state folder in the wrong place: say where we looked instead.
+    state_dir = given if given is not None else Path(STATE_DIR_NAME)
     if not Path(state_dir).is_dir():
         raise SystemExit(f"error: no devhost state folder at {Path(state_dir).resolve()} (use --state-dir)")
     return QueueStore(state_dir)

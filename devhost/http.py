@@ -701,7 +701,13 @@ class HttpFunctions:
         # Match on the raw path: RouteTemplate decodes each segment once, so '%2F' stays inside it.
         raw = request.raw_path.split("?", 1)[0].lstrip("/")
         prefix = self.route_prefix.strip("/")
-        path = raw[len(prefix) :] if prefix and raw.lower().startswith(prefix.lower()) else raw
+        if prefix:
+            # Routes (prefix included) are case-insensitive in the Functions host.
+            head, _, rest = raw.partition("/")
+            if head.lower() != prefix.lower():
+                return web.Response(status=404)
+            raw = rest
+        path = raw
         matched_path = False
         for route in self.routes:
             values = route.template.match(path)
@@ -787,10 +793,6 @@ def build_web_app(durable: DurableApi, functions: HttpFunctions) -> web.Applicat
     app.router.add_get("/admin/host/status", host_status)
     app.router.add_route("*", WEBHOOK_PATH + "/{tail:.*}", durable.handle)
     app.router.add_route("*", RPC_PATH + "{tail:.*}", durable.handle)
-    prefix = functions.route_prefix.strip("/")
-    if prefix:
-        app.router.add_route("*", f"/{prefix}", functions.handle)
-        app.router.add_route("*", f"/{prefix}/{{tail:.*}}", functions.handle)
-    else:
-        app.router.add_route("*", "/{tail:.*}", functions.handle)
+    # Everything else is for the functions; their handler checks the route prefix itself.
+    app.router.add_route("*", "/{tail:.*}", functions.handle)
     return app

@@ -308,6 +308,8 @@ def test_http_trigger_route_params_query_and_headers(host: RunningHost) -> None:
     assert answer.body == b"Hi, Ada!"
     assert answer.headers["X-Devhost-Test"] == "yes"
     assert answer.headers["Content-Type"].startswith("text/plain")
+    assert http("GET", f"{host.base_url}/API/Hello/Ada").body == b"Hello, Ada!"  # case-insensitive
+    assert http("GET", f"{host.base_url}/other/hello/Ada").status == 404
     # {name:alpha} refuses digits; POST is not an allowed method.
     assert http("GET", f"{host.base_url}/api/hello/Ada1").status == 404
     assert http("POST", f"{host.base_url}/api/hello/Ada", b"").status == 405

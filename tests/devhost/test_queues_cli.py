@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,22 @@ def test_dead_letters_lists_json_lines_and_resubmit_moves_them_back(tmp_path: Pa
     rest = hostcli("resubmit", "jobs", "--all", state_dir=tmp_path)
     assert rest.returncode == 0 and rest.stdout.split() == ["text-1"]
     assert hostcli("dead-letters", "jobs", state_dir=tmp_path).stdout == ""
+
+
+def test_enqueue_without_state_dir_outside_an_app_folder_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "devhost.hostcli", "enqueue", "jobs", "--body", "x"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2
+    assert "not a function app folder" in done.stderr
+    assert not (tmp_path / ".devhost").exists()
+    (tmp_path / "host.json").write_text('{"version": "2.0"}', encoding="utf-8")
+    inside_app = subprocess.run([sys.executable, "-m", "devhost.hostcli", "enqueue", "jobs", "--body", "x"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert inside_app.returncode == 0, inside_app.stderr
+    [stored] = QueueStore(tmp_path / ".devhost").active_messages("jobs")
+    assert stored.message_id == inside_app.stdout.strip()
 
 
 def test_reading_a_missing_state_folder_says_where_it_looked(tmp_path: Path) -> None:
