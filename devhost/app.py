@@ -184,7 +184,7 @@ def read_host_config(path: Path, environ: Mapping[str, str] | None = None) -> Ho
     env = os.environ if environ is None else environ
     if not path.is_file():
         raise AppLoadError(f"{path}: host.json is missing (every function app needs one)", file=path)
-    document = _read_json_object(path)
+    document = _read_json_object(path, strict=True)
     version = document.get("version")
     if version != "2.0":
         raise AppLoadError(
@@ -367,21 +367,45 @@ def _timespan(section: Mapping[str, Any], key: str, default: timedelta, path: Pa
     return parsed
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
+def _read_json_object(path: Path, *, strict: bool = False) -> dict[str, Any]:
+    """A JSON object from `path`; comments and a BOM are skipped (as Core Tools does) unless `strict`."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise AppLoadError(f"{path}: cannot read: {exc}", file=path) from exc
     try:
-        # The host's JSON reader skips comments, so host.json files in the wild may contain them.
         document = json.loads(strip_json_comments(text))
     except json.JSONDecodeError as exc:
         raise AppLoadError(
             f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})", file=path, line=exc.lineno
         ) from exc
+    if strict:
+        _refuse_what_the_durable_sdk_cannot_read(path, raw, text)
     if not isinstance(document, dict):
         raise AppLoadError(f"{path}: must contain a JSON object", file=path)
     return document
+
+
+def _refuse_what_the_durable_sdk_cannot_read(path: Path, raw: bytes, text: str) -> None:
+    # The Functions host tolerates comments and a BOM in host.json, but azure-functions-durable 1.x
+    # json.loads()es ./host.json when it is imported (validate_extension_bundles), and the worker
+    # imports it from the app folder: the app would then fail to start under `func start`.
+    why = "azure-functions-durable reads host.json with json.loads when it is imported from the app folder"
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise AppLoadError(
+            f"{path}: starts with a UTF-8 byte-order mark; {why} and fails on it: save it without BOM",
+            file=path,
+        )
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AppLoadError(
+            f"{path}:{exc.lineno}: contains comments; the Functions host accepts them, but {why} and fails "
+            f"on them: remove the comments",
+            file=path,
+            line=exc.lineno,
+        ) from exc
 
 
 def strip_json_comments(text: str) -> str:

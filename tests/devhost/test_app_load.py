@@ -105,7 +105,7 @@ def test_functions_can_be_indexed_again_after_load() -> None:
     )
 
 
-def test_host_json_values_are_read_with_comments_and_app_setting_references() -> None:
+def test_host_json_values_are_read_with_app_setting_references() -> None:
     loaded = load_app(ORDERS_APP)
     config = loaded.host_config
 
@@ -221,6 +221,23 @@ def test_bad_host_json_gives_a_clear_error(tmp_path: Path, host: dict | str, mes
     app_dir = write_app(tmp_path / "app", ONE_ACTIVITY_APP, host=host)
 
     with pytest.raises(AppLoadError, match=message):
+        load_app(app_dir)
+
+
+def test_host_json_comments_are_refused_because_the_durable_sdk_cannot_read_them(tmp_path: Path) -> None:
+    # azure-functions-durable json.loads()es ./host.json at import; the worker imports it from the app folder.
+    host = '{\n  "version": "2.0",\n  // hub settings\n  "extensions": {}\n}\n'
+    app_dir = write_app(tmp_path / "app", ONE_ACTIVITY_APP, host=host)
+
+    with pytest.raises(AppLoadError, match=r"host\.json:3: contains comments; .* remove the comments"):
+        load_app(app_dir)
+
+
+def test_host_json_with_a_byte_order_mark_is_refused(tmp_path: Path) -> None:
+    app_dir = write_app(tmp_path / "app", ONE_ACTIVITY_APP)
+    (app_dir / "host.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(MINIMAL_HOST).encode())
+
+    with pytest.raises(AppLoadError, match="byte-order mark"):
         load_app(app_dir)
 
 
