@@ -257,3 +257,15 @@ def test_suspension_and_termination_are_in_the_recorded_histories(approval_state
 
     assert {19, 20, 15} <= {e["EventType"] for e in suspended}  # suspended, resumed, event raised
     assert 3 in {e["EventType"] for e in terminated}  # ExecutionTerminated
+
+
+def test_history_output_replays_as_a_history_file(recording: Recording, tmp_path: Path) -> None:
+    saved = tmp_path / "pipeline-history.json"
+    saved.write_text(devhost("history", INSTANCE, "--state-dir", str(recording.state_dir)).stdout)
+
+    clean = devhost("replay", "--history", str(saved), "--app-dir", str(PIPELINE))
+    changed = devhost("replay", "--history", str(saved), "--app-dir", str(APPS / "replay_pipeline_extra"))
+
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert changed.returncode == 1
+    assert "code now schedules CallActivity 'Audit'" in changed.stdout
