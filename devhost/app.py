@@ -83,6 +83,8 @@ class LocalSettings:
     # Names defined both in the file and in the real environment: the environment's value was kept.
     skipped: tuple[str, ...] = ()
     found: bool = False
+    # "Host": {"LocalHttpPort": N}: Core Tools' default port when --port is not given.
+    local_http_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,24 @@ def apply_local_settings(path: Path, environ: MutableMapping[str, str]) -> Local
             continue
         environ[name] = text
         applied.append(name)
-    return LocalSettings(applied=tuple(applied), skipped=tuple(skipped), found=True)
+    return LocalSettings(
+        applied=tuple(applied),
+        skipped=tuple(skipped),
+        found=True,
+        local_http_port=_local_http_port(document, path),
+    )
+
+
+def _local_http_port(document: dict[str, Any], path: Path) -> int | None:
+    host = document.get("Host")
+    if host is None:
+        return None
+    if not isinstance(host, dict):
+        raise AppLoadError(f'{path}: "Host" must be an object', file=path)
+    port = _int(host, "LocalHttpPort", 0, path, "Host.", minimum=0)
+    if port > 65535:
+        raise AppLoadError(f"{path}: Host.LocalHttpPort {port} is not a port number", file=path)
+    return port or None
 
 
 def _setting_text(path: Path, name: str, value: object) -> str:

@@ -165,6 +165,7 @@ def test_local_settings_values_reach_the_environment_before_import() -> None:
     assert os.environ["ServiceBusConnection"].startswith("Endpoint=sb://localhost/")  # noqa: SIM112
     assert os.environ["ORDERS_RETRIES"] == "3"  # a JSON number arrives as its text
     assert "ORDERS_CURRENCY" in loaded.settings_applied
+    assert loaded.settings.local_http_port == 7072
 
 
 def test_real_environment_wins_over_local_settings() -> None:
