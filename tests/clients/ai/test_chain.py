@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -260,12 +260,14 @@ class GateBehaviour(ScriptedBehaviour):
         return None
 
 
-async def wait_until(condition, what: str, deadline_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(
+    condition: Callable[[], bool], describe: Callable[[], str], deadline_s: float = 5.0
+) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline_s
     while not condition():
         if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting: {describe()}")
         await asyncio.sleep(0.01)
 
 
@@ -275,13 +277,17 @@ async def test_per_provider_concurrency_limit(fake_time: FakeTime) -> None:
         chain = chain_for(sandbox, fake_time, DEEPSEEK_MAX_CONCURRENCY="2")
         calls = [asyncio.create_task(chain.plan_lessons(BRIEF, [])) for _ in range(6)]
         limit = limit_for("deepseek", 2)
-        # All six calls accounted for: 2 at the stand-in, 4 queued at the limit; no other request is coming.
-        await wait_until(
-            lambda: sandbox.stats.in_flight["deepseek"] == 2 and limit.waiting == 4,
-            "two requests in flight and four waiting",
-        )
-        assert sandbox.stats.requests["deepseek"] == 2
-        behaviour.gate.set()
+        try:
+            # Six calls accounted for (2 at the stand-in, 4 queued at the limit): no other request can come.
+            await wait_until(
+                lambda: sandbox.stats.in_flight["deepseek"] == 2 and limit.waiting == 4,
+                lambda: (
+                    f"want 2 in flight + 4 queued: {sandbox.stats.in_flight['deepseek']} + {limit.waiting}"
+                ),
+            )
+            assert sandbox.stats.requests["deepseek"] == 2
+        finally:
+            behaviour.gate.set()  # never leave requests parked at the stand-in, even when the test fails
         results = await asyncio.gather(*calls)
         assert all(result.meta.provider == "deepseek" for result in results)
         assert sandbox.stats.requests["deepseek"] == 6
