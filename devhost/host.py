@@ -221,6 +221,7 @@ class DevHost:
         self._pumps: list[QueuePump] = []
         self._queues: QueueStore | None = None
         self._lock_handle: IO[str] | None = None
+        self._function_timeout: timedelta | None = None
 
     async def start(self) -> None:
         try:
@@ -230,6 +231,7 @@ class DevHost:
         served = classify_functions(loaded, os.environ)
         for warning in served.warnings:
             log.warning("%s", warning)
+        self._function_timeout = loaded.host_config.function_timeout
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_state_dir()
         self._queues = QueueStore(self.state_dir)
@@ -314,7 +316,11 @@ class DevHost:
 
     async def _run_http(self, invocation: Invocation) -> Any:
         return await run_logged(
-            invocation, reason="HTTP request", logger=log, send_to_queue=self._send_to_queue
+            invocation,
+            reason="HTTP request",
+            logger=log,
+            send_to_queue=self._send_to_queue,
+            timeout=self._function_timeout,
         )
 
     def _run_service_bus(self, links: ClientLinks, function_dir: str) -> Any:
@@ -325,6 +331,7 @@ class DevHost:
                 reason=f"New ServiceBus message detected (MessageId={message_id})",
                 logger=log,
                 send_to_queue=self._send_to_queue,
+                timeout=self._function_timeout,
             )
 
         return run
@@ -377,13 +384,15 @@ def run_host(options: HostOptions) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     code = asyncio.run(serve(options))
-    lingering = [t for t in threading.enumerate()
-                 if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    lingering = [
+        t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon
+    ]
     if lingering:
         # A function that never returns must not keep the host alive after SIGTERM (the Functions
         # host kills its worker the same way); Python would otherwise join the thread at exit.
-        log.warning("devhost: %d function thread(s) still running at stop; exiting without them",
-                    len(lingering))
+        log.warning(
+            "devhost: %d function thread(s) still running at stop; exiting without them", len(lingering)
+        )
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -746,18 +746,41 @@ class HttpFunctions:
         return response
 
 
+class FunctionTimeoutError(Exception):
+    """The invocation ran past host.json functionTimeout."""
+
+
+def _timespan(value: timedelta | None) -> str:
+    seconds = int(value.total_seconds()) if value else 0
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 async def run_logged(
     invocation: Invocation,
     *,
     reason: str,
     logger: logging.Logger,
     send_to_queue: Callable[[str, Any], None] | None = None,
+    timeout: timedelta | None = None,
 ) -> Any:
-    """Invoke a function and write the one `Executed` line (with a traceback on failure)."""
+    """Invoke a function and write the one `Executed` line (with a traceback on failure).
+
+    `timeout` is host.json `functionTimeout`: past it the invocation fails like in the host (a
+    synchronous function's thread cannot be stopped and finishes unobserved).
+    """
     started = time.perf_counter()
     name = invocation.function.name
     try:
-        value = await invoke(invocation, send_to_queue)
+        try:
+            async with asyncio.timeout(timeout.total_seconds() if timeout else None) as budget:
+                value = await invoke(invocation, send_to_queue)
+        except TimeoutError:
+            if not budget.expired():
+                raise  # the function's own TimeoutError
+            raise FunctionTimeoutError(
+                f"Timeout value of {_timespan(timeout)} exceeded by function 'Functions.{name}' "
+                f"(Id: '{invocation.invocation_id}'). Initiating cancellation."
+            ) from None
         if invocation.function.trigger_type == "httpTrigger":
             http_result(value)  # a return value the host cannot send is the function's failure
     except Exception as exc:

@@ -343,6 +343,18 @@ def test_failing_http_function_gives_500_and_logs_the_traceback(host: RunningHos
     assert "Traceback (most recent call last)" in log
 
 
+def test_function_timeout_from_host_json_fails_the_invocation(tmp_path: Path) -> None:
+    running = start_host(APPS / "host_timeout", tmp_path / "state", tmp_path)
+    try:
+        assert http("GET", f"{running.base_url}/api/slow?seconds=0").body == b"finished"
+        answer = http("GET", f"{running.base_url}/api/slow?seconds=30")
+        assert answer.status == 500
+        expected = "Timeout value of 00:00:01 exceeded by function 'Functions.slow'"
+        wait_until(lambda: expected in running.stderr(), what="the timeout log line")
+    finally:
+        assert running.stop() == 0
+
+
 # --- durable HTTP API
 
 
