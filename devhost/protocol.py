@@ -848,7 +848,9 @@ class _Replayer:
         outer = _SimTask()
         if action.get("actionType") == ActionType.WHEN_ANY:
             if not children:
-                return outer  # Task.WhenAny of nothing never completes in this model
+                # .NET Task.WhenAny throws synchronously, and the shim lets that fail the orchestration.
+                self.result.host_error = "The tasks argument contains no tasks. (Parameter 'tasks')"
+                raise _StopReplay
             for child in children:
                 child.then(lambda _c: outer.finish(failed=False))
             return outer

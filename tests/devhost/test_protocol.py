@@ -501,3 +501,16 @@ def test_when_all_with_a_failed_child_still_waits_for_every_child() -> None:
                 ev(5, -1, False, 2, TaskScheduledId=1, Result="1")]
     result = protocol.replay_actions(history, call_sdk(tolerant, history).actions)
     assert result.decisions == [protocol.ScheduleActivity(2, "C", "null")]
+
+
+def test_task_any_of_nothing_is_a_host_error() -> None:
+    def any_of_nothing(context: Any) -> Any:
+        result = yield context.task_any([])
+        return result
+
+    history = [ev(12, -1, False, 0), started()]
+    # SDK 1.7.0 treats an empty task_any as already done and sends no action for it...
+    assert call_sdk(any_of_nothing, history).actions == []
+    # ...but an empty WhenAny action would make .NET's Task.WhenAny throw in the host.
+    result = protocol.replay_actions(history, [{"actionType": 11, "compoundActions": []}])
+    assert result.host_error == "The tasks argument contains no tasks. (Parameter 'tasks')"
