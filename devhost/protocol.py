@@ -643,12 +643,12 @@ _KIND_TEXT = {
 }
 
 
-def _describe(kind: str, decision: Decision | None, name: str | None) -> str:
+def _describe(kind: str, name: str | None) -> str:
+    """How the non-determinism messages name a scheduled task: kind, and name where it has one."""
     text = _KIND_TEXT.get(kind, kind)
-    if kind in ("activity", "suborchestration", "eventsent"):
-        shown = name if decision is None else getattr(decision, "name", name)
-        return f"{text} named '{shown}'"
-    return text
+    if kind == "timer":
+        return text
+    return f"{text} named '{name}'"
 
 
 class _Replayer:
@@ -941,7 +941,7 @@ class _Replayer:
         event_id = event.get("EventId")
         name = event.get("Name")
         entry = self.scheduled.get(event_id) if isinstance(event_id, int) else None
-        expected = _describe(kind, None, name)
+        expected = _describe(kind, name)
         if entry is None or event_id in self.matched:
             self.result.nondeterminism = Nondeterminism(
                 position,
@@ -953,7 +953,7 @@ class _Replayer:
                 "change made to the orchestrator code after this instance had already started running?",
             )
             return
-        actual = _describe(entry.kind, entry.decision, None)
+        actual = _describe(entry.kind, getattr(entry.decision, "name", None))
         same_name = kind == "timer" or str(getattr(entry.decision, "name", "")).lower() == str(name).lower()
         if entry.kind != kind or not same_name:
             self.result.nondeterminism = Nondeterminism(
