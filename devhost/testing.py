@@ -109,7 +109,10 @@ class DurableTestHost:
 
     def activity_calls(self, name: str) -> list[Any]:
         """Decoded inputs of every invocation of activity ``name``, in call order."""
-        return list(self._calls.get(name, []))
+        found = self._calls.get(name)
+        if found is None:  # durable function names are case-insensitive
+            found = next((calls for key, calls in self._calls.items() if key.lower() == name.lower()), [])
+        return list(found)
 
     def status(self, instance_id: str) -> InstanceStatus | None:
         return self.engine.get_status(instance_id)
