@@ -422,7 +422,15 @@ class Engine:
             self._ready.put_nowait(instance_id)
 
     def _is_idle(self) -> bool:
-        return not (self._queued or self._running or self._activity_tasks or self._completions)
+        # A new timer the timer loop has not re-armed for yet counts as work: a virtual clock must not
+        # jump past it to an older, later wake-up.
+        return not (
+            self._queued
+            or self._running
+            or self._activity_tasks
+            or self._completions
+            or self._timers_changed.is_set()
+        )
 
     def _check_idle(self) -> None:
         if self._started and self._is_idle():

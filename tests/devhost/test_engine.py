@@ -174,6 +174,15 @@ async def test_hour_long_timer_runs_on_the_virtual_clock(host: DurableTestHost) 
     assert host.now - start >= dt.timedelta(hours=1)
 
 
+async def test_virtual_clock_never_jumps_past_a_newer_earlier_timer(host: DurableTestHost) -> None:
+    far = await host.start("LongTimer")  # the timer loop now sleeps until day 3
+    await wait_until(lambda: bool(events(host.history(far), EventType.TIMER_CREATED)))
+    near = await host.start("HourTimer")
+    status = await host.wait_done(near)
+    start, end = (dt.datetime.fromisoformat(t) for t in host.output(status))
+    assert dt.timedelta(hours=1) <= end - start < dt.timedelta(hours=2)
+
+
 async def test_ten_day_timer_is_split_in_long_timer_chunks(host: DurableTestHost) -> None:
     instance_id = await host.start("LongTimer")
     status = await host.wait_done(instance_id)
