@@ -113,7 +113,8 @@ async def check_research_source(source: str, config: ResearchConfig) -> CheckRes
     name = f"research/{source}"
     items, outcome = await search_source(source, PROBE_TOPIC, config=config, limit=1)
     if outcome.status == "ok":
-        return CheckResult("OK", name, f"answered in {outcome.latency_ms} ms ({len(items)} item)")
+        count = f"{len(items)} item" + ("" if len(items) == 1 else "s")
+        return CheckResult("OK", name, f"answered in {outcome.latency_ms} ms ({count})")
     if outcome.status == "skipped":
         return CheckResult("SKIP", name, outcome.error or "not configured")
     hint = {

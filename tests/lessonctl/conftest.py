@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,73 @@ def run_lessonctl(
 def workdir(tmp_path: Path) -> Path:
     """An empty current folder: no local.settings.json unless a test writes one."""
     return tmp_path
+
+
+READY_PREFIX = "sandbox ready on "
+
+
+def start_sandbox(*faults: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """A real `python -m sandbox` on a free port, and the settings its `env` command prints."""
+    args = [arg for fault in faults for arg in ("--fault", fault)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", "0", "--seed", "1", *args],
+        cwd=REPO,
+        env={**base_env(), "PYTHONUNBUFFERED": "1"},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base_url = _wait_ready(process)
+        port = base_url.rsplit(":", 1)[1]
+        printed = subprocess.run(
+            [sys.executable, "-m", "sandbox", "env", "--port", port],
+            cwd=REPO,
+            env=base_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    except BaseException:
+        stop_sandbox(process)
+        raise
+    env = dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
+    return process, env
+
+
+def _wait_ready(process: subprocess.Popen[str], deadline_s: float = 30.0) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + deadline_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([process.stdout], [], [], remaining)
+        if not readable:
+            break
+        line = process.stdout.readline()
+        if line.startswith(READY_PREFIX):
+            return line.strip().removeprefix(READY_PREFIX)
+        if not line:
+            raise AssertionError(f"sandbox exited early: {process.stderr.read() if process.stderr else ''}")
+    raise AssertionError("sandbox printed no ready line before the deadline")
+
+
+def stop_sandbox(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox_env() -> Iterator[dict[str, str]]:
+    process, env = start_sandbox()
+    try:
+        yield env
+    finally:
+        stop_sandbox(process)
