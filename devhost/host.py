@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -23,8 +24,10 @@ from typing import IO, Any, TextIO
 from aiohttp import web
 
 from devhost.app import AppLoadError, LoadedApp, load_app
+from devhost.engine import Engine
 from devhost.http import DurableApi, HttpFunctions, build_web_app, http_routes, run_logged
-from devhost.queues import NewMessage, PumpSettings, QueuePump, QueueStore
+from devhost.queues import Handler, NewMessage, PumpSettings, QueuePump, QueueStore
+from devhost.registry import FunctionRegistry
 from devhost.triggers import (
     ClientLinks,
     Invocation,
@@ -78,7 +81,7 @@ class ServedFunctions:
     warnings: list[str] = field(default_factory=list)
 
 
-def classify_functions(loaded: LoadedApp, environ: dict[str, str] | os._Environ[str]) -> ServedFunctions:
+def classify_functions(loaded: LoadedApp, environ: Mapping[str, str]) -> ServedFunctions:
     """Decide per function: served, or NOT SERVED with a reason; a missing connection is an error."""
     served = ServedFunctions()
     errors: list[str] = []
@@ -121,7 +124,7 @@ def _service_bus_unsupported(fn: TriggeredFunction) -> str | None:
     return None
 
 
-def _check_connection(fn: TriggeredFunction, environ: Any, warnings: list[str]) -> str | None:
+def _check_connection(fn: TriggeredFunction, environ: Mapping[str, str], warnings: list[str]) -> str | None:
     name = str(fn.trigger.get("connection") or DEFAULT_SERVICE_BUS_CONNECTION)
     value = environ.get(name)
     namespace = environ.get(f"{name}__fullyQualifiedNamespace")
@@ -153,7 +156,7 @@ def _is_local(host: str) -> bool:
     return name in ("localhost", "127.0.0.1", "::1", "devhost") or name.endswith(".local")
 
 
-def _resolve_setting(value: str, environ: Any) -> str:
+def _resolve_setting(value: str, environ: Mapping[str, str]) -> str:
     # Binding expressions like "%QueueName%" come from app settings.
     if value.startswith("%") and value.endswith("%") and len(value) > 2:
         name = value[1:-1]
@@ -217,7 +220,7 @@ class DevHost:
         self.state_dir = options.resolved_state_dir
         self.base_url = f"http://{options.host}:{options.port}"
         self._runner: web.AppRunner | None = None
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self._pumps: list[QueuePump] = []
         self._queues: QueueStore | None = None
         self._lock_handle: IO[str] | None = None
@@ -235,9 +238,9 @@ class DevHost:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_state_dir()
         self._queues = QueueStore(self.state_dir)
-        self._engine = self._create_engine(loaded)
+        engine = self._engine = self._create_engine(loaded)
         links = ClientLinks(base_url=self.base_url, hub_name=loaded.hub_name)
-        durable = DurableApi(self._engine, links, lambda: sorted(self._engine_orchestrators()))
+        durable = DurableApi(engine, links, lambda: sorted(engine.registry.orchestrators))
         function_dir = str(loaded.app_dir)
         functions = HttpFunctions(
             routes=http_routes(served.http),
@@ -257,7 +260,7 @@ class DevHost:
         except OSError as exc:
             raise HostStartError(f"cannot listen on {self.base_url}: {exc.strerror}") from exc
         # The engine starts once the port is ours: a second host never touches this state.
-        await self._engine.start()
+        await engine.start()
         settings = loaded.host_config.service_bus
         pump_settings = PumpSettings(
             max_delivery_count=self.options.max_delivery_count,
@@ -296,10 +299,7 @@ class DevHost:
         handle.flush()
         self._lock_handle = handle
 
-    def _create_engine(self, loaded: LoadedApp) -> Any:
-        from devhost.engine import Engine
-        from devhost.registry import FunctionRegistry
-
+    def _create_engine(self, loaded: LoadedApp) -> Engine:
         registry = with_execution_logs(FunctionRegistry.from_functions(loaded.functions), log)
         durable = loaded.host_config.durable_task
         return Engine(
@@ -310,10 +310,6 @@ class DevHost:
             logger=logging.getLogger("devhost.engine"),
         )
 
-    def _engine_orchestrators(self) -> list[str]:
-        registry = getattr(self._engine, "registry", None)
-        return list(getattr(registry, "orchestrators", {}).keys())
-
     async def _run_http(self, invocation: Invocation) -> Any:
         return await run_logged(
             invocation,
@@ -323,7 +319,7 @@ class DevHost:
             timeout=self._function_timeout,
         )
 
-    def _run_service_bus(self, links: ClientLinks, function_dir: str) -> Any:
+    def _run_service_bus(self, links: ClientLinks, function_dir: str) -> Handler:
         async def run(fn: TriggeredFunction, message: Any, message_id: str) -> Any:
             invocation = Invocation(fn, message, links, function_dir)
             return await run_logged(

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import time
@@ -22,6 +21,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from aiohttp import web
 
+from devhost.engine import Engine
+from devhost.status import (
+    InstanceAlreadyRunning,
+    InstanceGone,
+    InstanceNotFound,
+    InstanceStatus,
+    InvalidInstanceState,
+    RuntimeStatus,
+)
 from devhost.triggers import (
     RPC_PATH,
     WEBHOOK_PATH,
@@ -86,6 +94,7 @@ ORCHESTRATION_STATUS_NAMES = (
     "Suspended",
 )
 CONTINUATION_HEADER = "x-ms-continuation-token"
+ALREADY_EXISTS_TYPE = "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException"
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -124,17 +133,9 @@ def server_error(detail: str, exception_type: str = "System.InvalidOperationExce
 # ---------------------------------------------------------------------------------------------- engine view
 
 
-def status_name(value: Any) -> str:
-    """Runtime status as the host spells it, whatever the engine uses (str, Enum, IntEnum)."""
-    if isinstance(value, str):
-        return value
-    enum_value = getattr(value, "value", None)
-    if isinstance(enum_value, str):
-        return enum_value
-    if isinstance(enum_value, int) and 0 <= enum_value < len(ORCHESTRATION_STATUS_NAMES):
-        return ORCHESTRATION_STATUS_NAMES[enum_value]
-    name = str(getattr(value, "name", value))
-    return next((s for s in ALL_STATUSES if s.lower() == name.replace("_", "").lower()), name)
+def status_name(value: RuntimeStatus | str) -> str:
+    """Runtime status as the host spells it."""
+    return str(value.value) if isinstance(value, RuntimeStatus) else str(value)
 
 
 def host_time(value: Any) -> str | None:
@@ -177,26 +178,19 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _field(status: Any, *names: str) -> Any:
-    for name in names:
-        if hasattr(status, name):
-            return getattr(status, name)
-    return None
-
-
 def status_payload(
-    status: Any, *, show_input: bool, history: list[dict[str, Any]] | None = None
+    status: InstanceStatus, *, show_input: bool, history: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """`StatusResponsePayload` (§7.2)."""
     payload: dict[str, Any] = {
-        "name": _field(status, "name"),
-        "instanceId": _field(status, "instance_id"),
-        "runtimeStatus": status_name(_field(status, "runtime_status")),
-        "input": parse_json_or_text(_field(status, "input_text")) if show_input else None,
-        "customStatus": parse_json_or_text(_field(status, "custom_status_text")),
-        "output": parse_json_or_text(_field(status, "output_text")),
-        "createdTime": host_time(_field(status, "created_time")),
-        "lastUpdatedTime": host_time(_field(status, "last_updated_time")),
+        "name": status.name,
+        "instanceId": status.instance_id,
+        "runtimeStatus": status_name(status.runtime_status),
+        "input": parse_json_or_text(status.input_text) if show_input else None,
+        "customStatus": parse_json_or_text(status.custom_status_text),
+        "output": parse_json_or_text(status.output_text),
+        "createdTime": host_time(status.created_time),
+        "lastUpdatedTime": host_time(status.last_updated_time),
     }
     if history is not None:
         payload["historyEvents"] = history
@@ -257,10 +251,6 @@ def history_events(
         event.pop("EventId", None)
         event.pop("IsPlayed", None)
     return [event for index, event in enumerate(events) if index not in drop]
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
 
 
 def _query_bool(query: dict[str, str], key: str, default: bool) -> bool:
@@ -336,7 +326,7 @@ def validate_instance_id(instance_id: str) -> None:
 class DurableApi:
     """One handler for the management webhooks and the SDK's RPC routes."""
 
-    engine: Any
+    engine: Engine
     links: ClientLinks
     orchestrator_names: Callable[[], list[str]]
 
@@ -418,18 +408,12 @@ class DurableApi:
 
     async def _start_new(self, name: str, instance_id: str | None, input_text: str | None) -> str:
         try:
-            return str(await self.engine.start_new(name, instance_id=instance_id, input_text=input_text))
+            return await self.engine.start_new(name, instance_id=instance_id, input_text=input_text)
         except ValueError as exc:
             raise bad_request(str(exc)) from exc
-        except Exception as exc:
-            if type(exc).__name__ == "InstanceAlreadyRunning":
-                status = self.engine.get_status(instance_id) if instance_id else None
-                state = status_name(status.runtime_status) if status is not None else "Running"
-                raise server_error(
-                    f"An Orchestration instance with the status {state} already exists.",
-                    "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException",
-                ) from exc
-            raise
+        except InstanceAlreadyRunning as exc:
+            # The engine's text is the host's: "An Orchestration instance with the status X already exists."
+            raise server_error(str(exc), ALREADY_EXISTS_TYPE) from exc
 
     def check_status_response(self, request: web.Request, instance_id: str) -> web.Response:
         """202 + check-status payload, `Location` and `Retry-After: 10` (§7.3)."""
@@ -449,11 +433,10 @@ class DurableApi:
         deadline = time.monotonic() + timeout
         while True:
             status = self.engine.get_status(instance_id)
-            state = status_name(status.runtime_status) if status is not None else None
-            if state == "Completed":
-                output = parse_json_or_text(_field(status, "output_text"))
+            if status is not None and status.runtime_status == RuntimeStatus.COMPLETED:
+                output = parse_json_or_text(status.output_text)
                 return web.Response(status=200, text=compact_json(output), content_type="application/json")
-            if state in ("Failed", "Terminated", "Canceled"):
+            if status is not None and status_name(status.runtime_status) in TERMINAL_STATUSES:
                 return web.json_response(status_payload(status, show_input=True), status=200)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -461,12 +444,8 @@ class DurableApi:
             await self._wait_for_change(instance_id, min(interval, remaining))
 
     async def _wait_for_change(self, instance_id: str, seconds: float) -> None:
-        waiter = getattr(self.engine, "wait_for_status", None)
-        if waiter is None:
-            await asyncio.sleep(seconds)
-            return
         try:
-            await waiter(instance_id, list(TERMINAL_STATUSES), seconds)
+            await self.engine.wait_for_status(instance_id, list(TERMINAL_STATUSES), seconds)
         except TimeoutError:
             return
 
@@ -480,7 +459,7 @@ class DurableApi:
         state = status_name(status.runtime_status)
         history = None
         if _query_bool(query, "showHistory", False) and state != "Pending":
-            raw = await _maybe_await(self.engine.get_history(instance_id))
+            raw = self.engine.get_history(instance_id)
             history = history_events(
                 raw or [], show_input=show_input, show_output=_query_bool(query, "showHistoryOutput", False)
             )
@@ -524,7 +503,7 @@ class DurableApi:
     # -- purge -------------------------------------------------------------------------------------------
 
     async def purge(self, instance_id: str) -> web.Response:
-        deleted = int(await _maybe_await(self.engine.purge(instance_id)))
+        deleted = await self.engine.purge(instance_id)
         if deleted == 0:
             return web.Response(status=404)
         return web.json_response({"instancesDeleted": deleted}, status=200)
@@ -537,11 +516,7 @@ class DurableApi:
         # Azure Storage purges only instances in a terminal state, whatever the filter says.
         requested = _query_statuses(query) or list(TERMINAL_STATUSES)
         statuses = [s for s in requested if s in TERMINAL_STATUSES]
-        deleted = (
-            int(await _maybe_await(self.engine.purge_by(created_from, created_to, statuses)))
-            if statuses
-            else 0
-        )
+        deleted = await self.engine.purge_by(created_from, created_to, statuses) if statuses else 0
         if deleted == 0:
             return web.Response(status=404)
         return web.json_response({"instancesDeleted": deleted}, status=200)
@@ -557,7 +532,7 @@ class DurableApi:
         if request.content_type.lower() != "application/json":
             raise bad_request("Only application/json request content is supported")
         input_text = await _json_body_text(request, required=True)
-        await _maybe_await(self.engine.raise_event(instance_id, event_name, input_text))
+        await self.engine.raise_event(instance_id, event_name, input_text)
         return web.Response(status=202)
 
     async def control(self, instance_id: str, operation: str, reason: str | None) -> web.Response:
@@ -586,8 +561,12 @@ class DurableApi:
             raise server_error(
                 f"Instance {instance_id} cannot be resumed: its status is {state}, not Suspended."
             )
-        action = getattr(self.engine, operation)
-        await _maybe_await(action(instance_id, reason))
+        if operation == "terminate":
+            await self.engine.terminate(instance_id, reason)
+        elif operation == "suspend":
+            await self.engine.suspend(instance_id, reason)
+        else:
+            await self.engine.resume(instance_id, reason)
         return web.Response(status=202)
 
     async def restart(
@@ -598,19 +577,11 @@ class DurableApi:
         new_instance_id = _query_bool(query, "restartWithNewInstanceId", True)
         timeout, interval = _wait_options(query)
         try:
-            new_id = str(
-                await _maybe_await(self.engine.restart(instance_id, new_instance_id=new_instance_id))
-            )
-        except Exception as exc:
-            if type(exc).__name__ == "InstanceAlreadyRunning":
-                raise server_error(
-                    f"An Orchestration instance with the status "
-                    f"{status_name(self.engine.get_status(instance_id).runtime_status)} already exists.",
-                    "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException",
-                ) from exc
-            if isinstance(exc, ValueError):
-                raise bad_request(str(exc)) from exc
-            raise
+            new_id = await self.engine.restart(instance_id, new_instance_id=new_instance_id)
+        except InstanceAlreadyRunning as exc:
+            raise server_error(str(exc), ALREADY_EXISTS_TYPE) from exc
+        except ValueError as exc:
+            raise bad_request(str(exc)) from exc
         if timeout is None:
             return self.check_status_response(request, new_id)
         return await self._wait_or_check_status(request, new_id, timeout, interval or 1.0)
@@ -618,12 +589,11 @@ class DurableApi:
 
 def _engine_error_response(exc: Exception) -> web.Response | None:
     """A state change between our check and the engine call: answer as if we had seen it first."""
-    kind = type(exc).__name__
-    if kind == "InstanceNotFound":
+    if isinstance(exc, InstanceNotFound):
         return web.Response(status=404)
-    if kind == "InstanceGone":
+    if isinstance(exc, InstanceGone):
         return web.Response(status=410)
-    if kind == "InvalidInstanceState":
+    if isinstance(exc, InvalidInstanceState):
         return server_error(str(exc)).response()
     return None
 

@@ -104,7 +104,7 @@ def utc_iso(timestamp: float) -> str:
 class QueueStore:
     """All local queues of one state dir. Safe to use from several processes at once."""
 
-    def __init__(self, state_dir: Path, *, clock: Any = time.time) -> None:
+    def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / QUEUE_DB_NAME
         self._now = clock

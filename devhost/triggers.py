@@ -55,9 +55,10 @@ class TriggeredFunction:
 
     @classmethod
     def from_function(cls, function: func.Function) -> TriggeredFunction:
-        bindings = tuple(json.loads(function.get_function_json())["bindings"])
-        trigger = next((b for b in bindings if str(b.get("type", "")).endswith("Trigger")), {})
-        return cls(function.get_function_name(), function, trigger, bindings)
+        bindings: tuple[dict[str, Any], ...] = tuple(json.loads(function.get_function_json())["bindings"])
+        triggers = [b for b in bindings if str(b.get("type", "")).endswith("Trigger")]
+        trigger: dict[str, Any] = triggers[0] if triggers else {}
+        return cls(str(function.get_function_name()), function, trigger, bindings)
 
     @property
     def trigger_type(self) -> str:

@@ -153,7 +153,7 @@ async def burst_handler(msg: func.ServiceBusMessage) -> None:
     global _burst_running
     _burst_running += 1  # all invocations share this process and its event loop
     _trace("burst.log", f"{msg.message_id} running={_burst_running}")
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.5)
     _burst_running -= 1
 
 
