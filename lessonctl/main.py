@@ -8,10 +8,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lessonctl import doctor, migrate, research
+from lessonctl import doctor, failed, migrate, research, usage
 from lessonctl.context import CommandContext
 
-COMMANDS = (migrate, doctor, research)
+COMMANDS = (migrate, doctor, research, failed, usage)
 
 
 def build_parser() -> argparse.ArgumentParser:

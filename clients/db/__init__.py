@@ -2,6 +2,7 @@
 
 from clients.db.lesson_cache import PgLessonCache
 from clients.db.migrations import MigrationReport, SchemaState, migrate, schema_state
+from clients.db.modules import ModuleSummary, list_modules_by_status
 from clients.db.pool import DatabaseUnavailable, PoolOptions, close_pools, connect, get_pool
 from clients.db.prices import estimate_cost, price_for
 from clients.db.research_cache import PgResearchCache
@@ -32,6 +33,7 @@ __all__ = [
     "MigrationReport",
     "ModuleNotFound",
     "ModuleRecord",
+    "ModuleSummary",
     "PgLessonCache",
     "PgResearchCache",
     "PoolOptions",
@@ -51,6 +53,7 @@ __all__ = [
     "get_module",
     "get_pool",
     "get_run",
+    "list_modules_by_status",
     "list_research_items",
     "mark_in_progress",
     "migrate",
