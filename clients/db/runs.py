@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 
+from clients.http import redact
+
 NOT_STARTED = "not_started"
 QUEUED = "queued"
 IN_PROGRESS = "in_progress"
@@ -297,9 +299,10 @@ async def _end_run(conn: asyncpg.Connection, run: RunRef, status: str, error: st
 
 
 def _trim(error: str | None) -> str | None:
+    """Errors are shown to users by the web app: no registered secret, bounded length."""
     if error is None:
         return None
-    error = error.strip() or "unknown error"
+    error = redact(error).strip() or "unknown error"
     return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
 
 

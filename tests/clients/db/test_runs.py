@@ -434,3 +434,15 @@ async def test_ten_concurrent_different_requests_make_one_run_the_rest_join(
     kinds = [o.kind for o in outcomes]
     assert kinds.count(RequestKind.NEW_RUN) == 1 and kinds.count(RequestKind.JOINED) == 9
     assert len({o.run.run_id for o in outcomes}) == 1
+
+
+async def test_stored_errors_are_redacted_and_bounded(pool: asyncpg.Pool) -> None:
+    from clients.http import register_secret
+
+    register_secret("gsk_runs_test_secret_value")
+    module_id = await new_module(pool)
+    run = (await request(pool, module_id)).run
+    await fail_run(pool, run, "groq said 401 for key gsk_runs_test_secret_value " + "x" * 5000)
+    error = (await module_status(pool, module_id))["generation_error"]
+    assert "gsk_runs_test_secret_value" not in error and "***" in error
+    assert len(error) == 2000
