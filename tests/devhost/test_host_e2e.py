@@ -536,6 +536,15 @@ def test_rewind_is_refused_with_a_clear_message(host: RunningHost) -> None:
     answer = http("POST", f"{host.webhook}/instances/{instance_id}/rewind?reason=retry")
     assert answer.status == 501
     assert "Rewind is not supported by the devhost" in answer.json()
+    completed = host.start_orchestration("hello_sequence", {"cities": ["Z"]}).json()["id"]
+    host.wait_for_status(completed, "Completed")
+    assert http("POST", f"{host.webhook}/instances/{completed}/rewind?reason=x").status == 410
+    waiting = host.start_orchestration("wait_for_approval").json()["id"]
+    host.wait_for_status(waiting, "Running")
+    assert http("POST", f"{host.webhook}/instances/{waiting}/rewind?reason=x").status == 500
+    http("POST", f"{host.webhook}/instances/{waiting}/terminate?reason=cleanup")
+    entity = http("GET", f"{host.webhook}/entities/Counter/k1")
+    assert entity.status == 501 and "not supported" in entity.json()["ExceptionMessage"]
 
 
 def test_purge_one_and_by_filter(host: RunningHost) -> None:
