@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -16,6 +16,7 @@ from clients.db.schema import (
     MIGRATIONS,
     MIGRATIONS_TABLE,
     WEB_APP_TABLES,
+    Migration,
 )
 
 
@@ -55,13 +56,16 @@ async def migrate(dsn: str) -> MigrationReport:
         await conn.close()
 
 
-async def migrate_connection(conn: asyncpg.Connection) -> MigrationReport:
+async def migrate_connection(
+    conn: asyncpg.Connection, migrations: Sequence[Migration] = MIGRATIONS
+) -> MigrationReport:
+    """`migrate` on an open connection; `migrations` defaults to all (tests pass an older prefix)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
         await conn.execute(CREATE_MIGRATIONS_TABLE)
         done = {row["version"] for row in await conn.fetch(f"SELECT version FROM {MIGRATIONS_TABLE}")}
         applied = []
-        for migration in MIGRATIONS:
+        for migration in migrations:
             if migration.version in done:
                 continue
             await conn.execute(migration.sql)
@@ -89,7 +93,7 @@ async def migrate_connection(conn: asyncpg.Connection) -> MigrationReport:
             blocked = await columns_without_values(conn, LESSON_TABLE.name, LESSON_TABLE.required_columns)
             if blocked:
                 unfillable[LESSON_TABLE.name] = blocked
-        version = max(done | {m.version for m in MIGRATIONS}) if MIGRATIONS else 0
+        version = max(done | {m.version for m in migrations}, default=0)
     return MigrationReport(
         applied=tuple(applied),
         created_tables=tuple(created),

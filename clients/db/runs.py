@@ -9,7 +9,7 @@ All functions are idempotent: an activity may run more than once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -36,13 +36,28 @@ class ModuleNotFound(LookupError):
 
 
 @dataclass(frozen=True)
+class RunKey:
+    """What a write needs to pass the run fence: the module and the run (activity inputs carry these)."""
+
+    module_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
 class RunRef:
-    """Identifies one run; passed along by the orchestration and checked on every write."""
+    """One run as returned by request_generation; any RunRef or RunKey passes to the write functions."""
 
     module_id: str
     run_id: str
     request_id: str
     instance_id: str
+
+    @property
+    def key(self) -> RunKey:
+        return RunKey(self.module_id, self.run_id)
+
+
+AnyRun = RunKey | RunRef
 
 
 @dataclass(frozen=True)
@@ -277,7 +292,7 @@ async def request_generation(
         return RequestOutcome(RequestKind.NEW_RUN, run, QUEUED)
 
 
-async def _fenced_run(conn: asyncpg.Connection, run: RunRef) -> RunRecord | None:
+async def _fenced_run(conn: asyncpg.Connection, run: AnyRun) -> RunRecord | None:
     """Lock the module and return the run's record if it is still the module's current run."""
     try:
         await _lock_module(conn, run.module_id)
@@ -289,7 +304,7 @@ async def _fenced_run(conn: asyncpg.Connection, run: RunRef) -> RunRecord | None
     return current
 
 
-async def _end_run(conn: asyncpg.Connection, run: RunRef, status: str, error: str | None) -> None:
+async def _end_run(conn: asyncpg.Connection, run: AnyRun, status: str, error: str | None) -> None:
     await conn.execute(
         "UPDATE lo_generation_runs SET status = $2, finished_at = now(), error = $3 WHERE run_id = $1",
         uuid.UUID(run.run_id),
@@ -306,7 +321,7 @@ def _trim(error: str | None) -> str | None:
     return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
 
 
-async def mark_in_progress(pool: asyncpg.Pool, run: RunRef) -> WriteResult:
+async def mark_in_progress(pool: asyncpg.Pool, run: AnyRun) -> WriteResult:
     """queued → in_progress for the current run."""
     async with pool.acquire() as conn, conn.transaction():
         current = await _fenced_run(conn, run)
@@ -338,19 +353,34 @@ def _check_lessons(lessons: Sequence[LessonRow]) -> None:
             raise ValueError(f"lesson {lesson.lesson_number} has an empty title or content")
 
 
-async def complete_run(pool: asyncpg.Pool, run: RunRef, lessons: Sequence[LessonRow]) -> WriteResult:
+async def complete_run(pool: asyncpg.Pool, run: AnyRun, lessons: Sequence[LessonRow]) -> WriteResult:
     """Write all lessons and `completed` in one transaction, replacing the module's previous lessons.
 
     Lessons are matched by lesson_number (rows keep their ids, so the web app's references to them
     survive) and numbers beyond the new set are deleted. Running it again changes nothing.
     """
     _check_lessons(lessons)
+
+    async def given(_conn: asyncpg.Connection) -> Sequence[LessonRow]:
+        return lessons
+
+    return await complete_run_with(pool, run, given)
+
+
+async def complete_run_with(
+    pool: asyncpg.Pool,
+    run: AnyRun,
+    load_lessons: Callable[[asyncpg.Connection], Awaitable[Sequence[LessonRow]]],
+) -> WriteResult:
+    """complete_run with the lessons read inside the same transaction (e.g. from the run's drafts)."""
     async with pool.acquire() as conn, conn.transaction():
         current = await _fenced_run(conn, run)
         if current is None or current.status == FAILED:
             return WriteResult.FENCED
         if current.status == COMPLETED:
             return WriteResult.ALREADY_DONE
+        lessons = await load_lessons(conn)
+        _check_lessons(lessons)
         await _replace_lessons(conn, run.module_id, lessons)
         await _end_run(conn, run, COMPLETED, None)
         await conn.execute(
@@ -362,6 +392,23 @@ async def complete_run(pool: asyncpg.Pool, run: RunRef, lessons: Sequence[Lesson
             current.started_at or current.requested_at,
         )
         return WriteResult.APPLIED
+
+
+async def lock_active_run(conn: asyncpg.Connection, run: AnyRun) -> bool:
+    """Inside a transaction: share-lock the run and the module's current-run pointer when `run` is the
+    current, active run. Run-scoped data (research items, plan, drafts) is written only then; the share
+    lock makes a concurrent new request or run end wait until that write has committed."""
+    try:
+        module_key, run_key = uuid.UUID(run.module_id), uuid.UUID(run.run_id)
+    except ValueError:
+        return False
+    status = await conn.fetchval(
+        """SELECT r.status FROM lo_current_runs c JOIN lo_generation_runs r ON r.run_id = c.run_id
+           WHERE c.module_id = $1 AND c.run_id = $2 FOR SHARE""",
+        module_key,
+        run_key,
+    )
+    return status in ACTIVE
 
 
 async def _replace_lessons(conn: asyncpg.Connection, module_id: str, lessons: Sequence[LessonRow]) -> None:
@@ -412,7 +459,7 @@ async def _replace_lessons(conn: asyncpg.Connection, module_id: str, lessons: Se
     )
 
 
-async def fail_run(pool: asyncpg.Pool, run: RunRef, error: str) -> WriteResult:
+async def fail_run(pool: asyncpg.Pool, run: AnyRun, error: str) -> WriteResult:
     """queued|in_progress → failed with the reason; a completed run is never turned into a failure."""
     async with pool.acquire() as conn, conn.transaction():
         current = await _fenced_run(conn, run)

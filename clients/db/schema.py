@@ -114,8 +114,29 @@ CREATE TABLE lo_ai_usage (
 CREATE INDEX lo_ai_usage_created_idx ON lo_ai_usage (created_at);
 """
 
+_V2 = """
+-- What a run produced between activities (activity inputs and outputs stay small: ids only).
+CREATE TABLE lo_run_plans (
+    run_id      uuid PRIMARY KEY REFERENCES lo_generation_runs (run_id) ON DELETE CASCADE,
+    plan        jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE lo_lesson_drafts (
+    run_id               uuid NOT NULL REFERENCES lo_generation_runs (run_id) ON DELETE CASCADE,
+    lesson_number        integer NOT NULL CHECK (lesson_number >= 1),
+    title                text NOT NULL,
+    content              text NOT NULL,
+    source_attribution   jsonb NOT NULL,
+    generation_metadata  jsonb NOT NULL,
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, lesson_number)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "generation runs, research items and cache, lesson cache, AI usage", _V1),
+    Migration(2, "run plans and lesson drafts", _V2),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -19,6 +19,8 @@ OWN_TABLES = {
     "lo_research_cache",
     "lo_lesson_cache",
     "lo_ai_usage",
+    "lo_run_plans",
+    "lo_lesson_drafts",
 }
 
 
@@ -161,3 +163,21 @@ async def test_failed_migration_leaves_nothing_behind(fresh_url: str) -> None:
     with pytest.raises(asyncpg.DuplicateTableError):
         await migrate(fresh_url)
     assert await tables(fresh_url) == {"lo_generation_runs"}
+
+
+async def test_upgrade_from_version_1_applies_only_the_newer_migrations(fresh_url: str) -> None:
+    from clients.db.migrations import migrate_connection
+    from clients.db.schema import MIGRATIONS
+
+    conn = await asyncpg.connect(fresh_url)
+    try:
+        first = await migrate_connection(conn, MIGRATIONS[:1])  # the code as released with version 1
+        assert [name[:4] for name in first.applied] == ["0001"]
+        assert "lo_lesson_drafts" not in await tables(fresh_url)
+
+        upgrade = await migrate_connection(conn)
+        assert [name[:4] for name in upgrade.applied] == [f"{m.version:04d}" for m in MIGRATIONS[1:]]
+        assert upgrade.schema_version == LATEST_VERSION
+        assert await tables(fresh_url) >= OWN_TABLES
+    finally:
+        await conn.close()
