@@ -85,6 +85,11 @@ def test_settings_from_local_settings_json_assembled_from_environment_parts(
     result = run_lessonctl("migrate", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert f"database {host}:{port}/{values['DEV_DB_NAME']}" in result.stdout
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    assert run_lessonctl("migrate", cwd=elsewhere).returncode == 1  # no settings there
+    from_app_dir = run_lessonctl("--app-dir", str(workdir), "migrate", cwd=elsewhere)
+    assert from_app_dir.returncode == 0, from_app_dir.stderr
 
 
 def test_missing_settings_one_line_each_exit_1(workdir: Path) -> None:
