@@ -395,11 +395,11 @@ def http_result(value: Any) -> HttpResult:
         return HttpResult(int(value.status_code), headers, body)
     if isinstance(value, str):
         return HttpResult(200, [("Content-Type", "text/plain; charset=utf-8")], value.encode("utf-8"))
-    if isinstance(value, bytes):
-        return HttpResult(200, [("Content-Type", "application/octet-stream")], value)
-    if value is None:
-        return HttpResult(204, [], b"")
-    raise TypeError(f"an HTTP function must return func.HttpResponse or str, not {type(value).__name__}")
+    # The worker's HttpResponseConverter encodes nothing else (None included): the invocation fails.
+    raise TypeError(
+        f'unable to encode outgoing TypedData: unsupported type "HttpResponseConverter" for Python type '
+        f'"{type(value).__name__}" (an HTTP function must return func.HttpResponse or str)'
+    )
 
 
 # ---------------------------------------------------------------------------------------------- routes

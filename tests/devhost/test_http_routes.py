@@ -78,9 +78,9 @@ def test_http_result_conversions() -> None:
     as_json = http_result(func.HttpResponse(b"{}", mimetype="application/json"))
     assert ("Content-Type", "application/json") in as_json.headers
     assert http_result("hi").status == 200
-    assert http_result(None).status == 204
-    with pytest.raises(TypeError, match=r"must return func\.HttpResponse or str"):
-        http_result({"a": 1})
+    for unsendable in (None, b"raw", {"a": 1}):
+        with pytest.raises(TypeError, match=r"must return func\.HttpResponse or str"):
+            http_result(unsendable)
 
 
 def test_binding_json_is_accepted_by_the_sdk_client_and_links_point_at_this_host() -> None:
