@@ -280,6 +280,10 @@ async def invoke(invocation: Invocation, send_to_queue: ServiceBusSender | None 
     else:
         call = functools.partial(user_function, **kwargs)
         result = await asyncio.get_running_loop().run_in_executor(function_threads(), call)
+    has_return_binding = any(b.get("name") == "$return" for b in fn.bindings)
+    if result is not None and not has_return_binding:
+        # The worker refuses a value it has nowhere to send.
+        raise RuntimeError(f"function {fn.name!r} without a $return binding returned a non-None value")
     if send_to_queue is not None:
         for queue_name, out in outputs:
             if out.was_set and out.value is not None:

@@ -767,6 +767,24 @@ def test_non_utf8_message_is_delivered_as_bytes_and_never_crashes_the_host(
     assert http("GET", f"{host.base_url}/admin/host/status").status == 200
 
 
+def test_a_return_value_without_return_binding_fails_the_delivery(host: RunningHost) -> None:
+    assert (
+        hostcli(
+            "enqueue", "returns", "--body", "x", "--message-id", "ret-1", "--state-dir", str(host.state_dir)
+        ).returncode
+        == 0
+    )
+
+    def dead_letter() -> dict[str, Any] | None:
+        listed = hostcli("dead-letters", "returns", "--state-dir", str(host.state_dir)).stdout.splitlines()
+        return json.loads(listed[0]) if listed else None
+
+    record = wait_until(dead_letter, timeout=60, what="the dead letter")
+    assert record["error"] == (
+        "RuntimeError: function 'returns_a_value' without a $return binding returned a non-None value"
+    )
+
+
 def test_max_concurrent_calls_bounds_parallel_deliveries(host: RunningHost, trace_dir: Path) -> None:
     prefix = f"burst-{uuid.uuid4().hex[:6]}"
     for i in range(12):

@@ -145,6 +145,11 @@ async def slow_handler(msg: func.ServiceBusMessage) -> None:
         await asyncio.sleep(4)  # longer than the test's lock duration, renewal disabled in host.json
 
 
+@app.service_bus_queue_trigger(arg_name="msg", queue_name="returns", connection="ServiceBusConnection")
+def returns_a_value(msg: func.ServiceBusMessage) -> str:
+    return "nowhere to go"  # no $return binding: the worker fails the invocation
+
+
 _burst_running = 0
 
 
