@@ -673,10 +673,10 @@ class HttpFunctions:
         prefix = self.route_prefix.strip("/")
         if prefix:
             # Routes (prefix included) are case-insensitive in the Functions host.
-            head, _, rest = raw.partition("/")
-            if head.lower() != prefix.lower():
+            lowered, wanted = raw.lower(), prefix.lower()
+            if lowered != wanted and not lowered.startswith(wanted + "/"):
                 return web.Response(status=404)
-            raw = rest
+            raw = raw[len(prefix) + 1 :]
         path = raw
         matched_path = False
         for route in self.routes:
