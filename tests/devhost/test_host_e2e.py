@@ -849,6 +849,39 @@ def test_expired_lock_redelivers_while_the_first_delivery_still_runs(tmp_path: P
         assert running.stop() == 0
 
 
+def test_lock_is_renewed_while_a_long_function_runs(tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    running = start_host(
+        APPS / "host_renewal",
+        tmp_path / "state",
+        tmp_path / "logs",
+        "--lock-duration",
+        "1",
+        env={"HOST_TEST_TRACE_DIR": str(trace)},
+    )
+    try:
+        assert (
+            hostcli(
+                "enqueue",
+                "long",
+                "--body",
+                "x",
+                "--message-id",
+                "long-1",
+                "--state-dir",
+                str(running.state_dir),
+            ).returncode
+            == 0
+        )
+        wait_until(lambda: "end long-1 1" in trace_lines(trace, "long.log"), timeout=30, what="the end")
+        wait_until(lambda: "Executed 'Functions.long_running' (Succeeded" in running.stderr(), what="the log")
+        assert trace_lines(trace, "long.log") == ["start long-1 1", "end long-1 1"]
+        assert "lost its lock" not in running.stderr()
+    finally:
+        assert running.stop() == 0
+
+
 # --- durability
 
 
