@@ -1,0 +1,78 @@
+"""Plan the module's lessons and write each one: AI calls through the provider chain, results in
+PostgreSQL (first write wins, so a retried activity returns what the first attempt stored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activities.context import module_brief, record_usage, research_for, run_key
+from clients.ai import AllProvidersFailed
+from clients.db import LessonRow
+from clients.db.drafts import load_plan, save_lesson_draft, save_plan
+from clients.http import ConfigurationError
+from clients.services import services
+from domain.lessons import LessonPlan
+
+
+async def plan_lessons(payload: dict[str, Any]) -> dict[str, Any]:
+    shared = await services()
+    run = run_key(payload)
+    stored = await load_plan(shared.pool, run.run_id)
+    if stored is None:
+        brief = await module_brief(shared, run)
+        research = await research_for(shared, run, brief.title, payload.get("item_ids", []))
+        try:
+            result = await shared.ai_chain().plan_lessons(brief, research)
+        except (AllProvidersFailed, ConfigurationError) as exc:
+            return {"ok": False, "error": str(exc)}
+        await record_usage(shared, run, result.meta, result.failures)
+        plan_record = {
+            "plan": result.plan.to_dict(),
+            "meta": result.meta.to_dict(),
+            "item_ids": list(payload.get("item_ids", [])),
+        }
+        stored = await save_plan(shared.pool, run, plan_record)
+        if stored is None:
+            return {"ok": False, "error": "the run was superseded while planning"}
+    plan = LessonPlan.model_validate(stored["plan"])
+    return {
+        "ok": True,
+        "lessons": [{"number": spec.number, "title": spec.title} for spec in plan.lessons],
+        "provider": stored["meta"]["provider"],
+    }
+
+
+async def generate_lesson(payload: dict[str, Any]) -> dict[str, Any]:
+    shared = await services()
+    run = run_key(payload)
+    number = int(payload["number"])
+    stored = await load_plan(shared.pool, run.run_id)
+    if stored is None:
+        return {"ok": False, "error": "the run has no stored lesson plan"}
+    spec = next(s for s in LessonPlan.model_validate(stored["plan"]).lessons if s.number == number)
+    brief = await module_brief(shared, run)
+    research = await research_for(shared, run, brief.title, stored.get("item_ids", []))
+    try:
+        result = await shared.ai_chain().generate_lesson(brief, spec, research, cache=shared.lesson_cache)
+    except (AllProvidersFailed, ConfigurationError) as exc:
+        return {"ok": False, "error": str(exc)}
+    await record_usage(shared, run, result.meta, result.failures)
+    cited = set(result.lesson.sources)
+    attribution = [
+        {"source": item.source, "title": item.title, "url": item.url}
+        for item in research
+        if item.url in cited
+    ]
+    await save_lesson_draft(
+        shared.pool,
+        run,
+        LessonRow(
+            lesson_number=number,
+            title=result.lesson.title,
+            content=result.lesson.content_markdown,
+            source_attribution=attribution,
+            generation_metadata=result.meta.to_dict(),
+        ),
+    )
+    meta = result.meta
+    return {"ok": True, "number": number, "provider": meta.provider, "cache_hit": meta.cache_hit}

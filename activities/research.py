@@ -1,0 +1,28 @@
+"""Research one source for the module and store what it found; the orchestration passes ids on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activities.context import module_brief, run_key
+from clients.db.research_items import replace_research_items
+from clients.research import search_source
+from clients.services import services
+
+
+async def research_source(payload: dict[str, Any]) -> dict[str, Any]:
+    shared = await services()
+    run = run_key(payload)
+    source = str(payload["source"])
+    brief = await module_brief(shared, run)
+    items, outcome = await search_source(
+        source, brief.title, config=shared.research_config, cache=shared.research_cache
+    )
+    ids = await replace_research_items(shared.pool, run, source, [item.to_dict() for item in items])
+    return {
+        "source": source,
+        "status": outcome.status,
+        "error": outcome.error,
+        "item_ids": ids or [],
+        "latency_ms": outcome.latency_ms,
+    }
