@@ -16,6 +16,7 @@ from devhost import replay
 from devhost.app import AppLoadError, load_app
 from devhost.registry import FunctionRegistry
 from devhost.store import DB_FILE_NAME, Store
+from devhost.workers import install_fast_timestamp_parsing
 
 STATE_DIR_NAME = ".devhost"
 EXIT_OK = 0
@@ -96,6 +97,8 @@ def run_replay(args: argparse.Namespace) -> int:
                 f"the history was recorded by orchestrator {name!r}, which {loaded.app_dir} does not define "
                 f"(its orchestrators: {known})"
             )
+        # The engine parses the SDK's history timestamps the same fast way; replay must match it.
+        install_fast_timestamp_parsing()
         report = replay.replay_history(recorded, orchestrator.handle)
     except (CommandError, AppLoadError, replay.HistoryFormatError, replay.ReplayError) as exc:
         return _fail(str(exc))

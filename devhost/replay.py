@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from devhost import protocol
+from devhost.workers import run_orchestrator
 
 # DTFx EventType names in enum order (DurableTask.Core/History/EventType.cs); Azure Storage stores the name.
 EVENT_TYPE_NAMES: tuple[str, ...] = (
@@ -488,8 +489,10 @@ def _replay_episode(
         parent_instance_id=parent_id,
         is_replaying=episode.start > 0,
     )
-    reply = _invoke(orchestrator, request)
-    result = protocol.replay_actions(request_events, reply.actions)
+    # A fresh SDK invocation per episode, in this process, so breakpoints in the orchestrator hit;
+    # the same call and action replay the engine uses.
+    run = run_orchestrator(orchestrator, request, request_events)
+    reply, result = run.reply, run.replay
     if result.unsupported:
         raise ReplayError(f"episode {episode.number}: {result.unsupported}")
     if result.nondeterminism is not None:
@@ -668,15 +671,6 @@ def describe_decision(decision: protocol.Decision, *, show_event_id: bool = True
     if isinstance(decision, protocol.SendEvent):
         return f"SendEvent '{decision.name}' to '{decision.instance_id}'{event_id}"
     return f"ContinueAsNew with input {_short(decision.input_text)}"
-
-
-def _invoke(orchestrator: OrchestratorHandle, request: str) -> protocol.OrchestratorReply:
-    # A fresh SDK invocation per episode, in this process, so breakpoints in the orchestrator hit.
-    try:
-        reply = orchestrator(request)
-    except Exception as exc:
-        return protocol.parse_orchestrator_reply(None, exc)
-    return protocol.parse_orchestrator_reply(reply if isinstance(reply, str) else None, None)
 
 
 def _as_played(event: Mapping[str, Any]) -> dict[str, Any]:
