@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from devhost import replay
 from devhost.app import AppLoadError, load_app
+from devhost.hostcli import STATE_DIR_NAME
 from devhost.registry import FunctionRegistry
 from devhost.store import DB_FILE_NAME, Store
 from devhost.workers import install_fast_timestamp_parsing
 
-STATE_DIR_NAME = ".devhost"
 EXIT_OK = 0
 EXIT_NONDETERMINISTIC = 1
 EXIT_ERROR = 2
@@ -113,6 +114,8 @@ def _recorded_history(args: argparse.Namespace, app_dir: Path) -> replay.Recorde
         return replay.read_history_file(args.history, args.instance_id)
     state_dir = Path(args.state_dir) if args.state_dir is not None else app_dir / STATE_DIR_NAME
     events = stored_events(state_dir, args.instance_id)
+    if not events:
+        raise CommandError(f"instance {args.instance_id!r} has not run an episode yet: nothing to replay")
     return replay.history_from_events(events, source=f"instance {args.instance_id} in {state_dir}")
 
 
@@ -121,11 +124,16 @@ def stored_events(state_dir: Path, instance_id: str) -> list[dict[str, Any]]:
     # Reading must not create an empty store where the user merely mistyped the folder.
     if not (state_dir / DB_FILE_NAME).is_file():
         raise CommandError(f"no devhost state at {state_dir.resolve()} (use --state-dir to point at it)")
-    store = Store(state_dir)
+    try:
+        store = Store(state_dir)
+    except (sqlite3.Error, RuntimeError) as exc:
+        raise CommandError(f"cannot read the devhost state at {state_dir.resolve()}: {exc}") from exc
     try:
         if store.get_instance(instance_id) is None:
             raise CommandError(f"no instance {instance_id!r} in {state_dir.resolve()}")
         return [json.loads(text) for text in store.load_history(instance_id)]
+    except sqlite3.Error as exc:
+        raise CommandError(f"cannot read the devhost state at {state_dir.resolve()}: {exc}") from exc
     finally:
         store.close()
 

@@ -167,3 +167,20 @@ def test_blob_payloads_exit_2_with_instructions(tmp_path: Path) -> None:
 
     assert done.returncode == 2
     assert "Result is in blob 'big-result'" in done.stderr
+
+
+def test_history_from_a_folder_without_devhost_state_exits_2(tmp_path: Path) -> None:
+    done = devhost("history", "some-instance", "--state-dir", str(tmp_path))
+
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: no devhost state at {tmp_path} (use --state-dir to point at it)"
+    assert list(tmp_path.iterdir()) == []  # reading never creates a store
+
+
+def test_unreadable_state_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "devhost.sqlite3").write_text("not a database")
+
+    done = devhost("replay", "some-instance", "--state-dir", str(tmp_path), "--app-dir", str(tmp_path))
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: cannot read the devhost state at {tmp_path}:")
