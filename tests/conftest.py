@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +18,9 @@ def postgres_server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     if from_env:
         yield from_env
         return
-    server = postgres.start_embedded(tmp_path_factory.mktemp("pg") / "data")
+    # Not under pytest's basetemp: pytest re-locks /tmp/pytest-of-<user> to 0700 at every session start,
+    # and the server runs as its own system user when the tests run as root.
+    server = postgres.start_embedded(Path(tempfile.mkdtemp(prefix="lesson-orchestrator-pg-")) / "data")
     try:
         yield server.get_uri()
     finally:
