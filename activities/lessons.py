@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.context import module_brief, record_usage, research_for, run_key
+from activities.context import ModuleGone, module_brief, record_usage, research_for, run_key
 from clients.ai import AllProvidersFailed
 from clients.db import LessonRow
 from clients.db.drafts import load_plan, save_lesson_draft, save_plan
@@ -19,11 +19,11 @@ async def plan_lessons(payload: dict[str, Any]) -> dict[str, Any]:
     run = run_key(payload)
     stored = await load_plan(shared.pool, run.run_id)
     if stored is None:
-        brief = await module_brief(shared, run)
-        research = await research_for(shared, run, brief.title, payload.get("item_ids", []))
         try:
+            brief = await module_brief(shared, run)
+            research = await research_for(shared, run, brief.title, payload.get("item_ids", []))
             result = await shared.ai_chain().plan_lessons(brief, research)
-        except (AllProvidersFailed, ConfigurationError) as exc:
+        except (AllProvidersFailed, ConfigurationError, ModuleGone) as exc:
             return {"ok": False, "error": str(exc)}
         await record_usage(shared, run, result.meta, result.failures)
         plan_record = {
@@ -50,11 +50,11 @@ async def generate_lesson(payload: dict[str, Any]) -> dict[str, Any]:
     if stored is None:
         return {"ok": False, "error": "the run has no stored lesson plan"}
     spec = next(s for s in LessonPlan.model_validate(stored["plan"]).lessons if s.number == number)
-    brief = await module_brief(shared, run)
-    research = await research_for(shared, run, brief.title, stored.get("item_ids", []))
     try:
+        brief = await module_brief(shared, run)
+        research = await research_for(shared, run, brief.title, stored.get("item_ids", []))
         result = await shared.ai_chain().generate_lesson(brief, spec, research, cache=shared.lesson_cache)
-    except (AllProvidersFailed, ConfigurationError) as exc:
+    except (AllProvidersFailed, ConfigurationError, ModuleGone) as exc:
         return {"ok": False, "error": str(exc)}
     await record_usage(shared, run, result.meta, result.failures)
     cited = set(result.lesson.sources)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.context import module_brief, run_key
+from activities.context import ModuleGone, module_brief, run_key
 from clients.db.research_items import replace_research_items
 from clients.research import search_source
 from clients.services import services
@@ -14,7 +14,10 @@ async def research_source(payload: dict[str, Any]) -> dict[str, Any]:
     shared = await services()
     run = run_key(payload)
     source = str(payload["source"])
-    brief = await module_brief(shared, run)
+    try:
+        brief = await module_brief(shared, run)
+    except ModuleGone as exc:
+        return {"source": source, "status": "error", "error": str(exc), "item_ids": [], "latency_ms": 0}
     items, outcome = await search_source(
         source, brief.title, config=shared.research_config, cache=shared.research_cache
     )

@@ -94,9 +94,34 @@ class Stack:
             uuid.UUID(module_id),
         )
 
+    # -- sandbox control ---------------------------------------------------------------------
+    @property
+    def sandbox_url(self) -> str:
+        return self.env["GITHUB_API_URL"].rsplit("/", 1)[0]
+
     def sandbox_requests(self) -> dict[str, int]:
-        answer = http("GET", self.env["GITHUB_API_URL"].rsplit("/", 1)[0] + "/_sandbox/requests")
-        return answer.json()
+        return http("GET", f"{self.sandbox_url}/_sandbox/requests").json()["requests"]
+
+    def fault(self, source: str, kind: str | None, rate: float = 1.0) -> None:
+        body = json.dumps({"source": source, "kind": kind, "rate": rate})
+        assert self._control("faults", body).status == 200
+
+    def latency(self, source: str, min_ms: int, max_ms: int) -> None:
+        body = json.dumps({"source": source, "min_ms": min_ms, "max_ms": max_ms})
+        assert self._control("latency", body).status == 200
+
+    def _control(self, what: str, body: str) -> Response:
+        return http("POST", f"{self.sandbox_url}/_sandbox/{what}", body, {"Content-Type": "application/json"})
+
+    def restart_host(self, *, kill: bool) -> None:
+        """SIGKILL (or stop) the devhost and start a new one on the same state dir and port."""
+        if kill:
+            self.host.kill()
+        else:
+            self.host.stop()
+        root = self.host.state_dir.parent
+        self.host = start_host(REPO, self.host.state_dir, root / "logs", env={**base_env(), **self.env},
+                               port=self.host.port)
 
 
 def start_stack(database_url: str, root: Path, *sandbox_faults: str, extra_env: dict[str, str] | None = None
