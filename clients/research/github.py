@@ -60,6 +60,15 @@ def classify(response: HttpResponse, now: float) -> UpstreamError | None:
     return error_for_status(response)
 
 
+def note_remaining(call: SourceCall, response: HttpResponse) -> None:
+    """A success that used the last request of the window: stop before the next one is refused."""
+    reset = _float(response.headers.get("x-ratelimit-reset"))
+    if response.headers.get("x-ratelimit-remaining") == "0" and reset:
+        until = datetime.fromtimestamp(reset, UTC)
+        reason = "search rate limit used up (x-ratelimit-remaining 0)"
+        call.remember_limit(QuotaExhausted(SOURCE, reason, until=until))
+
+
 def _float(value: str | None) -> float | None:
     try:
         return float(value) if value is not None else None
@@ -119,8 +128,9 @@ async def search(call: SourceCall, topic: str, limit: int) -> list[ResearchItem]
         classify=lambda r: classify(r, call.now()),
     )
     items = parse_search(response, "repositories")[:repo_count]
+    note_remaining(call, response)
     issue_count = limit - len(items)
-    if issue_count <= 0:
+    if issue_count <= 0 or call.gates.blocked(SOURCE, call.now()) is not None:
         return items
     try:
         response = await call.get(
@@ -135,4 +145,5 @@ async def search(call: SourceCall, topic: str, limit: int) -> list[ResearchItem]
         # The repositories already answered: a failing extra query must not lose them.
         call.remember_limit(exc)
         return items
+    note_remaining(call, response)
     return items + parse_search(response, "issues")[:issue_count]

@@ -23,7 +23,11 @@ SECONDARY_MESSAGE = (
 
 
 class RateWindow:
-    """The x-ratelimit-* headers of the search resource (reported, not enforced: faults do that)."""
+    """The x-ratelimit-* headers of the search resource.
+
+    Only the 429 fault exhausts the window: clients stop at `remaining: 0`, and a demo or test run
+    must not trip over a limit it did not ask for. Otherwise `remaining` counts down to 1.
+    """
 
     def __init__(self) -> None:
         self.window_start = 0
@@ -35,7 +39,7 @@ class RateWindow:
             self.window_start, self.used = window, 0
         self.used += 1
         limit = 30 if authenticated else 10
-        remaining = 0 if exhausted else max(0, limit - self.used)
+        remaining = 0 if exhausted else max(1, limit - self.used)
         return {
             "x-ratelimit-limit": str(limit),
             "x-ratelimit-remaining": str(remaining),

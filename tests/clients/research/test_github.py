@@ -140,3 +140,18 @@ async def test_5xx_is_retried_with_backoff(upstream: Upstream, run: Runner) -> N
     assert outcome.status == "ok"
     # Full jitter with random()=0.5 and the default policy (base 0.5 s): 0.5*0.5, then 0.5*1.0.
     assert run.fake_time.sleeps == [0.25, 0.5]
+
+
+async def test_last_request_of_the_window_stops_the_source_early(upstream: Upstream, run: Runner) -> None:
+    scripted, _ = upstream
+    reset = int(NOW) + 40
+    scripted.on(REPOS, fixture_reply("github_search_repositories.json", headers={
+        "x-ratelimit-limit": "30", "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}))
+    scripted.on(ISSUES, fixture_reply("github_search_issues.json"))
+
+    items, outcome = await run("github")
+    assert outcome.status == "ok" and len(items) == 2  # the repositories it got are kept
+    assert scripted.count(ISSUES) == 0  # the issue search would have been refused
+
+    _, again = await run("github")
+    assert again.status == "rate_limited" and scripted.count(REPOS) == 1
