@@ -113,15 +113,15 @@ class Stack:
     def _control(self, what: str, body: str) -> Response:
         return http("POST", f"{self.sandbox_url}/_sandbox/{what}", body, {"Content-Type": "application/json"})
 
-    def restart_host(self, *, kill: bool) -> None:
+    def restart_host(self, *, kill: bool, extra_args: tuple[str, ...] = ()) -> None:
         """SIGKILL (or stop) the devhost and start a new one on the same state dir and port."""
         if kill:
             self.host.kill()
         else:
             self.host.stop()
         root = self.host.state_dir.parent
-        self.host = start_host(REPO, self.host.state_dir, root / "logs", env={**base_env(), **self.env},
-                               port=self.host.port)
+        self.host = start_host(REPO, self.host.state_dir, root / "logs", *extra_args,
+                               env={**base_env(), **self.env}, port=self.host.port)
 
 
 def start_stack(database_url: str, root: Path, *sandbox_faults: str, extra_env: dict[str, str] | None = None
