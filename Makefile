@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint venv clean
+.PHONY: test lint venv clean demo run
 
 venv: $(STAMP)
 
@@ -18,6 +18,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The whole stack on this machine (embedded PostgreSQL, sandbox upstreams, devhost): generates two
+# sample modules, shows progress and the lessons, then stops everything. State stays in .devhost/.
+demo: $(STAMP)
+	$(PY) -m demo $(DEMO_ARGS)
+
+# The same stack, left running on port 7071 until Ctrl-C (prints the URLs and settings to use).
+run: $(STAMP)
+	$(PY) -m demo run $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

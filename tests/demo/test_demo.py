@@ -1,0 +1,106 @@
+"""`python -m demo` end to end, as `make demo` runs it: a real subprocess that starts an embedded
+PostgreSQL, the sandbox and the devhost, generates the sample modules and stops everything."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from demo.samples import SAMPLE_MODULES
+from demo.stack import REPO, python_env, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def root() -> Iterator[Path]:
+    # Not under pytest's basetemp: the embedded server runs as its own system user when tests run as
+    # root, and pytest keeps its basetemp private (0700).
+    folder = Path(tempfile.mkdtemp(prefix="lesson-demo-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_demo(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "demo", "--root", str(root), "--plain", "--timeout", "240"],
+        cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=400,
+    )
+
+
+def assert_generated(output: str) -> None:
+    for module in SAMPLE_MODULES:
+        found = re.search(rf"^{re.escape(module.title)} — completed, (\d) lessons \(module {module.id}\)$",
+                          output, re.MULTILINE)
+        assert found, output
+        assert 3 <= int(found.group(1)) <= 5
+    lessons = re.findall(r"^  \d\. .+  \[(\w+)/(\S+), (\d+)\+(\d+) tokens", output, re.MULTILINE)
+    assert len(lessons) >= 6, output
+    assert {provider for provider, *_ in lessons} <= {"deepseek", "groq", "gemini"}
+    assert re.search(r"^       cites \w+ +.+  https?://\S+$", output, re.MULTILINE), output
+    assert f"python -m devhost history module-{SAMPLE_MODULES[0].id}" in output
+
+
+def test_demo_generates_both_modules_then_stops_everything_and_runs_again(root: Path) -> None:
+    first = run_demo(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "initialising the embedded server" in first.stdout
+    assert_generated(first.stdout)
+    assert "exit code 0" in first.stdout
+    # Everything it started is stopped: PostgreSQL removes postmaster.pid on shutdown, the devhost
+    # releases its state folder (a second demo could not start its host otherwise).
+    assert not (root / "pg" / "postmaster.pid").exists()
+
+    second = run_demo(root)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "starting the embedded server" in second.stdout  # the data from the first run is reused
+    assert_generated(second.stdout)
+
+    history = subprocess.run(
+        [sys.executable, "-m", "devhost", "history", f"module-{SAMPLE_MODULES[0].id}",
+         "--state-dir", str(root)],
+        cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert history.returncode == 0, history.stderr
+    events = json.loads(history.stdout)
+    assert events[0]["EventType"] == 12  # OrchestratorStarted (DTFx numbering)
+    assert any(event["EventType"] == 1 for event in events)  # ExecutionCompleted
+
+
+def test_ctrl_c_stops_the_stack_and_exits_130(root: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demo", "--root", str(root), "--plain"],
+        cwd=REPO, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+
+    def host_started() -> bool:
+        assert process.stdout is not None
+        lines.append(process.stdout.readline())
+        return lines[-1].startswith("devhost ")
+
+    try:
+        wait_for(host_started, timeout=120, what="the devhost line")
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, "".join(lines) + out
+    assert "interrupted: stopping everything" in out
+    wait_for(lambda: not (root / "pg" / "postmaster.pid").exists(), timeout=30, what="PostgreSQL to stop")
+    # The devhost released its lock: the next demo starts fine on the same state folder.
+    again = run_demo(root)
+    assert again.returncode == 0, again.stdout + again.stderr
