@@ -3,6 +3,7 @@
 import azure.durable_functions as df
 
 from activities.lessons import generate_lesson, plan_lessons
+from activities.notify import notify_completion
 from activities.research import research_source
 from activities.run import begin_run, complete_run, fail_run
 from domain.pipeline import Activity
@@ -17,6 +18,7 @@ for name, function in (
     (Activity.GENERATE_LESSON, generate_lesson),
     (Activity.COMPLETE_RUN, complete_run),
     (Activity.FAIL_RUN, fail_run),
+    (Activity.NOTIFY_COMPLETION, notify_completion),
 ):
     assert function.__name__ == name, f"{function.__name__} must be named {name}"
     bp.activity_trigger(input_name="payload", activity=name)(function)

@@ -319,11 +319,14 @@ async def request(
     params: Mapping[str, str | int | float] | None = None,
     headers: Mapping[str, str] | None = None,
     json_body: Any = None,
+    data: bytes | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     session: aiohttp.ClientSession | None = None,
 ) -> HttpResponse:
     """Send one request and read the whole (capped) body. Never raises for an HTTP status.
+
+    `data` sends these exact bytes (e.g. a signed body); `json_body` lets aiohttp encode.
 
     Raises UpstreamTimeout / UpstreamConnectionError / UpstreamProtocolError for transport problems.
     """
@@ -339,6 +342,7 @@ async def request(
                 params=dict(params) if params else None,
                 headers=merged,
                 json=json_body,
+                data=data,
                 timeout=aiohttp.ClientTimeout(total=None),  # the asyncio.timeout above owns the budget
                 allow_redirects=True,
             ) as resp:

@@ -20,6 +20,7 @@ class Activity:
     GENERATE_LESSON = "generate_lesson"
     COMPLETE_RUN = "complete_run"
     FAIL_RUN = "fail_run"
+    NOTIFY_COMPLETION = "notify_completion"
 
 
 def instance_id_for(module_id: str) -> str:

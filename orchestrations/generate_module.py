@@ -82,12 +82,23 @@ def generate_module_lessons(context: df.DurableOrchestrationContext) -> Generato
         save_job = job("save", Activity.COMPLETE_RUN, numbers=numbers)
         yield from run_stage(context, [save_job], deadline_at, lambda _job, result: saved.append(result))
         publish("completed")
-        return {**summary, "status": saved[0]["status"], "lessons": saved[0]["lessons"]}
+        outcome = {**summary, "status": saved[0]["status"], "lessons": saved[0]["lessons"]}
     except Exception as exc:  # every failure must reach the module row
         error = _failure_text(exc, run.deadline_minutes)
         publish("failed")
         yield context.call_activity_with_retry(Activity.FAIL_RUN, CRASH_RETRY, {**ids, "error": error})
-        return {**summary, "status": "failed", "error": error}
+        outcome = {**summary, "status": "failed", "error": error}
+    if outcome["status"] in ("completed", "failed"):
+        outcome["notification"] = yield from _notify(context, ids)
+    return outcome
+
+
+def _notify(context: df.DurableOrchestrationContext, ids: dict[str, str]) -> Generator[Any, Any, Any]:
+    """The completion webhook: its own retries live in the activity; nothing here can change the status."""
+    try:
+        return (yield context.call_activity(Activity.NOTIFY_COMPLETION, ids))
+    except Exception as exc:
+        return {"delivered": False, "error": _failure_text(exc, 0)}
 
 
 def _failure_text(exc: Exception, deadline_minutes: int) -> str:

@@ -53,6 +53,7 @@ def happy_activities(**changes: Any) -> dict[str, Any]:
         Activity.GENERATE_LESSON: lambda p: {"ok": True, "number": p["number"]},
         Activity.COMPLETE_RUN: lambda p: {"status": "completed", "lessons": len(p["numbers"])},
         Activity.FAIL_RUN: {"status": "failed"},
+        Activity.NOTIFY_COMPLETION: {"delivered": True, "attempts": 1, "status": 204, "error": None},
     }
     activities.update(changes)
     return activities
@@ -84,6 +85,8 @@ async def test_happy_path_researches_plans_generates_and_completes_once(durable_
         {"module_id": "m-1", "run_id": "r-1", "numbers": [1, 2, 3]}
     ]
     assert host.activity_calls(Activity.FAIL_RUN) == []
+    assert host.activity_calls(Activity.NOTIFY_COMPLETION) == [IDS]
+    assert output["notification"]["delivered"] is True
     progress = json.loads(host.status("module-m-1").custom_status_text)
     assert progress["stage"] == "completed"
     assert progress["lessons"] == {"done": 3, "total": 3}
@@ -100,6 +103,7 @@ async def test_a_lesson_no_provider_can_write_fails_the_module_without_saving(du
     assert output["error"] == "lesson 2 failed: all AI providers failed: deepseek 503, groq 429, gemini 500"
     assert host.activity_calls(Activity.COMPLETE_RUN) == []
     assert host.activity_calls(Activity.FAIL_RUN) == [{**IDS, "error": output["error"]}]
+    assert host.activity_calls(Activity.NOTIFY_COMPLETION) == [IDS]
 
 
 async def test_a_crashing_activity_is_retried_by_durable_timers_then_fails_the_module(
@@ -135,6 +139,7 @@ async def test_a_superseded_run_touches_nothing(durable_host_factory) -> None:
     assert output["status"] == "superseded"
     assert host.activity_calls(Activity.RESEARCH_SOURCE) == []
     assert host.activity_calls(Activity.FAIL_RUN) == []
+    assert host.activity_calls(Activity.NOTIFY_COMPLETION) == []
 
 
 async def test_the_deadline_fails_a_run_whose_lessons_hang(durable_host_factory) -> None:
@@ -210,3 +215,12 @@ def _lessons_done(host: DurableTestHost) -> int:
         if instance.custom_status_text:
             return json.loads(instance.custom_status_text)["lessons"]["done"]
     return 0
+
+
+async def test_a_crashing_notification_never_changes_the_outcome(durable_host_factory) -> None:
+    crash = happy_activities(**{Activity.NOTIFY_COMPLETION: RuntimeError("webhook activity crashed")})
+    output, host = await run(durable_host_factory, crash)
+    assert output["status"] == "completed"
+    assert output["notification"]["delivered"] is False
+    assert "webhook activity crashed" in output["notification"]["error"]
+    assert host.activity_calls(Activity.FAIL_RUN) == []
