@@ -63,7 +63,6 @@ async def request_generation_http(
         "module_id": module_id,
         "request_id": request.request_id,
         "instance_id": result.run.instance_id,
-        "outcome": result.outcome.kind.value,
         "status_url": req.url.split("?", 1)[0],
     }
     return _json(202, payload, headers={"Location": payload["status_url"]})
