@@ -66,7 +66,9 @@ def free_port() -> int:
 
 def http_json(method: str, url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as answer:
         return json.loads(answer.read())
 
@@ -198,8 +200,17 @@ class Stack:
         app_dir = copy_app(self.root / "app", config.durable_task)
         self.host_json = json.loads((app_dir / "host.json").read_text(encoding="utf-8"))
         port = free_port()
-        args = ["-m", "devhost", "start", "--app-dir", str(app_dir), "--port", str(port),
-                "--state-dir", str(self.state_dir)]
+        args = [
+            "-m",
+            "devhost",
+            "start",
+            "--app-dir",
+            str(app_dir),
+            "--port",
+            str(port),
+            "--state-dir",
+            str(self.state_dir),
+        ]
         host, out, err = self._spawn("devhost", args, child_env(self.app_env))
 
         def ready() -> bool:
@@ -211,13 +222,16 @@ class Stack:
         self.host_url = f"http://127.0.0.1:{port}"
         self.host_log = err
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    def _spawn(
+        self, name: str, args: list[str], env: dict[str, str]
+    ) -> tuple[subprocess.Popen[bytes], Path, Path]:
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out, err = logs / f"{name}.out", logs / f"{name}.err"
         with open(out, "wb") as o, open(err, "wb") as e:
-            process = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=o, stderr=e, env=env,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                [sys.executable, *args], cwd=REPO, stdout=o, stderr=e, env=env, start_new_session=True
+            )
         self._processes.append(process)
         return process, out, err
 
@@ -237,8 +251,13 @@ class Stack:
 
     def create_module(self, title: str, description: str = "", difficulty: str = "beginner") -> str:
         module_id = str(uuid.uuid4())
-        self.sql("INSERT INTO lessons_module (id, title, description, difficulty) VALUES ($1, $2, $3, $4)",
-                 uuid.UUID(module_id), title, description, difficulty)
+        self.sql(
+            "INSERT INTO lessons_module (id, title, description, difficulty) VALUES ($1, $2, $3, $4)",
+            uuid.UUID(module_id),
+            title,
+            description,
+            difficulty,
+        )
         return module_id
 
     def enqueue(self, module_id: str) -> float:
@@ -258,7 +277,12 @@ class Stack:
     def history(self, instance_id: str) -> list[dict[str, Any]]:
         done = subprocess.run(
             [sys.executable, "-m", "devhost", "history", instance_id, "--state-dir", str(self.state_dir)],
-            cwd=REPO, capture_output=True, text=True, timeout=60, env=child_env({}), check=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=child_env({}),
+            check=True,
         )
         parsed = json.loads(done.stdout)
         return list(parsed["history"] if isinstance(parsed, dict) else parsed)

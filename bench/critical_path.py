@@ -1,4 +1,4 @@
-"""Benchmark (not a test): module wall time on the real stack ÷ its critical path, and the sequential baseline.
+"""Benchmark (not a test): module wall time on the real stack ÷ its critical path; a sequential baseline.
 
     .venv/bin/python bench/critical_path.py [--concurrency 1,20] [--baseline-modules 2] [--seed 1]
         [--activity-slots 100] [--deepseek-concurrency 100]
@@ -47,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._stack import AI, RESEARCH, Stack, StackConfig, wait_for  # noqa: E402
+from bench._stack import AI, RESEARCH, Stack, StackConfig, wait_for
 
 TOPICS = ("Python asyncio", "PostgreSQL indexing", "React hooks", "Rust ownership", "Docker networking")
 RESEARCH_LATENCY = "300-1500"
@@ -120,7 +120,10 @@ def analyse(stack: Stack, module_id: str, title: str, enqueued_at: float) -> Mod
     research = [json.loads(done["Result"])["latency_ms"] for _, _, done in spans("research_source")]
     (begin_s, begin_e), (res_s, res_e) = stage("begin_run"), stage("research_source")
     (plan_s, plan_e), (les_s, les_e), (save_s, save_e) = (
-        stage("plan_lessons"), stage("generate_lesson"), stage("complete_run"))
+        stage("plan_lessons"),
+        stage("generate_lesson"),
+        stage("complete_run"),
+    )
     rows = stack.sql(
         """SELECT m.generation_completed_at AS done, p.plan -> 'meta' ->> 'latency_ms' AS plan_ms,
                   (SELECT max((l.generation_metadata ->> 'latency_ms')::int) FROM lessons_lessoncontent l
@@ -147,8 +150,10 @@ def analyse(stack: Stack, module_id: str, title: str, enqueued_at: float) -> Mod
         research_stage_ms=(res_e - res_s) * 1000 - max(research),
         plan_stage_ms=(plan_e - plan_s) * 1000 - plan_ms,
         lesson_stage_ms=(les_e - les_s) * 1000 - lesson_ms,
-        between_ms=((begin_s - started) + (res_s - begin_e) + (plan_s - res_e) + (les_s - plan_e)
-                    + (save_s - les_e)) * 1000,
+        between_ms=(
+            (begin_s - started) + (res_s - begin_e) + (plan_s - res_e) + (les_s - plan_e) + (save_s - les_e)
+        )
+        * 1000,
     )
 
 
@@ -160,17 +165,23 @@ def run_concurrent(stack: Stack, count: int, timeout: float) -> tuple[list[Modul
     enqueued = [stack.enqueue(module_id) for module_id in ids]
 
     def all_done() -> bool:
-        rows = stack.sql("SELECT generation_status FROM lessons_module WHERE id = ANY($1::uuid[])",
-                         [uuid.UUID(i) for i in ids])
+        rows = stack.sql(
+            "SELECT generation_status FROM lessons_module WHERE id = ANY($1::uuid[])",
+            [uuid.UUID(i) for i in ids],
+        )
         failed = [r for r in rows if r["generation_status"] == "failed"]
         if failed:
             raise RuntimeError(f"{len(failed)} module(s) failed; devhost log: {stack.host_log}")
         return all(r["generation_status"] == "completed" for r in rows)
 
     wait_for(all_done, timeout=timeout, what=f"{count} modules to complete", interval=0.1)
-    last = max(r["generation_completed_at"].timestamp() for r in stack.sql(
-        "SELECT generation_completed_at FROM lessons_module WHERE id = ANY($1::uuid[])",
-        [uuid.UUID(i) for i in ids]))
+    last = max(
+        r["generation_completed_at"].timestamp()
+        for r in stack.sql(
+            "SELECT generation_completed_at FROM lessons_module WHERE id = ANY($1::uuid[])",
+            [uuid.UUID(i) for i in ids],
+        )
+    )
     modules = [analyse(stack, i, t, e) for i, t, e in zip(ids, titles, enqueued, strict=True)]
     return modules, stack.sandbox_requests(), last - first
 
@@ -188,8 +199,15 @@ class Baseline:
 
 async def sequential_module(stack: Stack, module_id: str, title: str) -> Baseline:
     from clients.ai import AIChain
-    from clients.db import LessonRow, RunKey, close_pools, complete_run, get_pool, mark_in_progress
-    from clients.db import request_generation
+    from clients.db import (
+        LessonRow,
+        RunKey,
+        close_pools,
+        complete_run,
+        get_pool,
+        mark_in_progress,
+        request_generation,
+    )
     from clients.http import close_session
     from clients.research import ResearchConfig, rank_items, search_source
     from domain.lessons import ModuleBrief
@@ -198,8 +216,14 @@ async def sequential_module(stack: Stack, module_id: str, title: str) -> Baselin
     pool = await get_pool(stack.database_url)
     try:
         started = time.perf_counter()
-        outcome = await request_generation(pool, module_id, uuid.uuid4().hex, instance_id=f"seq-{module_id}",
-                                           difficulty=None, learning_style=None)
+        outcome = await request_generation(
+            pool,
+            module_id,
+            uuid.uuid4().hex,
+            instance_id=f"seq-{module_id}",
+            difficulty=None,
+            learning_style=None,
+        )
         run = RunKey(module_id=module_id, run_id=outcome.run.run_id)
         await mark_in_progress(pool, run)
         config = ResearchConfig.from_env(env)
@@ -214,9 +238,15 @@ async def sequential_module(stack: Stack, module_id: str, title: str) -> Baselin
         rows = []
         for spec in plan.plan.lessons:
             result = await chain.generate_lesson(brief, spec, research)
-            rows.append(LessonRow(lesson_number=spec.number, title=result.lesson.title,
-                                  content=result.lesson.content_markdown, source_attribution=[],
-                                  generation_metadata=result.meta.to_dict()))
+            rows.append(
+                LessonRow(
+                    lesson_number=spec.number,
+                    title=result.lesson.title,
+                    content=result.lesson.content_markdown,
+                    source_attribution=[],
+                    generation_metadata=result.meta.to_dict(),
+                )
+            )
         await complete_run(pool, run, rows)
         wall = (time.perf_counter() - started) * 1000
     finally:
@@ -240,22 +270,37 @@ def run_baseline(stack: Stack, count: int) -> list[Baseline]:
 def summary_line(label: str, values: list[float], fmt: str = "{:.2f}") -> str:
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    return (f"{label:<26} median {fmt.format(statistics.median(values))}  p90 {fmt.format(p90)}  "
-            f"max {fmt.format(max(values))}  min {fmt.format(min(values))}")
+    return (
+        f"{label:<26} median {fmt.format(statistics.median(values))}  p90 {fmt.format(p90)}  "
+        f"max {fmt.format(max(values))}  min {fmt.format(min(values))}"
+    )
 
 
-def report(count: int, modules: list[Module], requests: dict[str, int], span_s: float,
-           baseline: list[Baseline], target: float) -> None:
+def report(
+    count: int,
+    modules: list[Module],
+    requests: dict[str, int],
+    span_s: float,
+    baseline: list[Baseline],
+    target: float,
+) -> None:
     print(f"\n== {count} concurrent module(s): all done {span_s:.1f} s after the first enqueue ==")
-    print(f"{'module':<30} | {'wall s':>6} | {'crit s':>6} | {'ratio':>5} | {'research':>8} | {'plan':>5} | "
-          f"{'lesson':>6} | {'write':>5} | lessons")
+    print(
+        f"{'module':<30} | {'wall s':>6} | {'crit s':>6} | {'ratio':>5} | {'research':>8} | {'plan':>5} | "
+        f"{'lesson':>6} | {'write':>5} | lessons"
+    )
     for m in sorted(modules, key=lambda m: m.ratio):
-        print(f"{m.title[:30]:<30} | {m.wall_ms / 1000:>6.2f} | {m.critical_ms / 1000:>6.2f} | {m.ratio:>5.2f} | "
-              f"{m.research_ms / 1000:>8.2f} | {m.plan_ms / 1000:>5.2f} | {m.lesson_ms / 1000:>6.2f} | "
-              f"{m.write_ms / 1000:>5.3f} | {m.lessons}")
+        print(
+            f"{m.title[:30]:<30} | {m.wall_ms / 1000:>6.2f} | {m.critical_ms / 1000:>6.2f} | "
+            f"{m.ratio:>5.2f} | "
+            f"{m.research_ms / 1000:>8.2f} | {m.plan_ms / 1000:>5.2f} | {m.lesson_ms / 1000:>6.2f} | "
+            f"{m.write_ms / 1000:>5.3f} | {m.lessons}"
+        )
     ratios = [m.ratio for m in modules]
     verdict = "met" if max(ratios) <= target else "MISSED"
-    print(summary_line("ratio wall/critical", ratios) + f"   target ≤ {target:.2f} for every module: {verdict}")
+    print(
+        summary_line("ratio wall/critical", ratios) + f"   target ≤ {target:.2f} for every module: {verdict}"
+    )
     print(summary_line("overhead wall−crit (ms)", [m.wall_ms - m.critical_ms for m in modules], "{:.0f}"))
     print("where the overhead goes (median ms over modules):")
     parts = {
@@ -272,41 +317,65 @@ def report(count: int, modules: list[Module], requests: dict[str, int], span_s: 
     if baseline:
         base = statistics.mean(b.wall_ms for b in baseline)
         walls = [m.wall_ms for m in modules]
-        print(f"speed-up per module vs sequential baseline ({base / 1000:.2f} s): "
-              f"median {base / statistics.median(walls):.2f}×, worst module {base / max(walls):.2f}×; "
-              f"throughput vs running the baseline {count}× in a row: {count * base / 1000 / span_s:.1f}×")
+        print(
+            f"speed-up per module vs sequential baseline ({base / 1000:.2f} s): "
+            f"median {base / statistics.median(walls):.2f}×, worst module {base / max(walls):.2f}×; "
+            f"throughput vs running the baseline {count}× in a row: {count * base / 1000 / span_s:.1f}×"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--concurrency", default="1,20", help="comma-separated module counts run at once")
     parser.add_argument("--baseline-modules", type=int, default=2, help="modules run the sequential way")
     parser.add_argument("--seed", type=int, default=1, help="sandbox latency seed")
-    parser.add_argument("--activity-slots", type=int, default=100,
-                        help="host.json maxConcurrentActivityFunctions for the devhost (20 modules × 5 lessons)")
-    parser.add_argument("--deepseek-concurrency", type=int, default=100,
-                        help="DEEPSEEK_MAX_CONCURRENCY (0: the app's default)")
+    parser.add_argument(
+        "--activity-slots",
+        type=int,
+        default=100,
+        help="host.json maxConcurrentActivityFunctions for the devhost (20 modules × 5 lessons)",
+    )
+    parser.add_argument(
+        "--deepseek-concurrency",
+        type=int,
+        default=100,
+        help="DEEPSEEK_MAX_CONCURRENCY (0: the app's default)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",") if n.strip()]
-    settings = {"DEEPSEEK_MAX_CONCURRENCY": str(args.deepseek_concurrency)} if args.deepseek_concurrency else {}
-    config = StackConfig(latency=latency_specs(), seed=args.seed,
-                         durable_task={"maxConcurrentActivityFunctions": args.activity_slots},
-                         app_settings=settings)
-    print(f"critical path: Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s); sandbox latency research "
-          f"{RESEARCH_LATENCY} ms/request, AI {AI_LATENCY} ms/call, seed {args.seed}")
+    settings = (
+        {"DEEPSEEK_MAX_CONCURRENCY": str(args.deepseek_concurrency)} if args.deepseek_concurrency else {}
+    )
+    config = StackConfig(
+        latency=latency_specs(),
+        seed=args.seed,
+        durable_task={"maxConcurrentActivityFunctions": args.activity_slots},
+        app_settings=settings,
+    )
+    print(
+        f"critical path: Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s); sandbox latency research "
+        f"{RESEARCH_LATENCY} ms/request, AI {AI_LATENCY} ms/call, seed {args.seed}"
+    )
     stack = Stack.start(config)
     try:
         durable = stack.host_json["extensions"]["durableTask"]
-        print(f"devhost host.json durableTask: maxConcurrentActivityFunctions="
-              f"{durable.get('maxConcurrentActivityFunctions')}, maxConcurrentOrchestratorFunctions="
-              f"{durable.get('maxConcurrentOrchestratorFunctions')}; app settings {settings or 'defaults'}")
+        print(
+            f"devhost host.json durableTask: maxConcurrentActivityFunctions="
+            f"{durable.get('maxConcurrentActivityFunctions')}, maxConcurrentOrchestratorFunctions="
+            f"{durable.get('maxConcurrentOrchestratorFunctions')}; app settings {settings or 'defaults'}"
+        )
         stack.reset_sandbox_counts()
         baseline = run_baseline(stack, args.baseline_modules)
         if baseline:
             print(f"\n== sequential baseline (the seed's way), {len(baseline)} module(s) ==")
             for b in baseline:
-                print(f"{b.title[:30]:<30} | wall {b.wall_ms / 1000:6.2f} s | {b.calls} calls | {b.lessons} lessons")
+                print(
+                    f"{b.title[:30]:<30} | wall {b.wall_ms / 1000:6.2f} s | {b.calls} calls | "
+                    f"{b.lessons} lessons"
+                )
             print(f"sandbox requests: {json.dumps(stack.sandbox_requests())}")
         for count in levels:
             modules, requests, span = run_concurrent(stack, count, args.timeout)
