@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from aiohttp import web
 
 from devhost.engine import Engine
+from devhost.protocol import EVENT_TYPE_NAMES, ORCHESTRATION_STATUS_NAMES
 from devhost.status import (
     InstanceAlreadyRunning,
     InstanceGone,
@@ -50,40 +51,6 @@ log = logging.getLogger("devhost.http")
 TERMINAL_STATUSES = ("Completed", "Failed", "Terminated", "Canceled")
 RUNNING_STATUSES = ("Running", "Pending", "Suspended", "ContinuedAsNew")
 ALL_STATUSES = (
-    "Running",
-    "Completed",
-    "ContinuedAsNew",
-    "Failed",
-    "Canceled",
-    "Terminated",
-    "Pending",
-    "Suspended",
-)
-EVENT_TYPE_NAMES = (
-    "ExecutionStarted",
-    "ExecutionCompleted",
-    "ExecutionFailed",
-    "ExecutionTerminated",
-    "TaskScheduled",
-    "TaskCompleted",
-    "TaskFailed",
-    "SubOrchestrationInstanceCreated",
-    "SubOrchestrationInstanceCompleted",
-    "SubOrchestrationInstanceFailed",
-    "TimerCreated",
-    "TimerFired",
-    "OrchestratorStarted",
-    "OrchestratorCompleted",
-    "EventSent",
-    "EventRaised",
-    "ContinueAsNew",
-    "GenericEvent",
-    "HistoryState",
-    "ExecutionSuspended",
-    "ExecutionResumed",
-    "ExecutionRewound",
-)
-ORCHESTRATION_STATUS_NAMES = (
     "Running",
     "Completed",
     "ContinuedAsNew",

@@ -64,6 +64,43 @@ class OrchestrationStatus(IntEnum):
     SUSPENDED = 7
 
 
+# DTFx names in enum order: the status API and Azure Storage's History table write names, not numbers.
+EVENT_TYPE_NAMES: tuple[str, ...] = (
+    "ExecutionStarted",
+    "ExecutionCompleted",
+    "ExecutionFailed",
+    "ExecutionTerminated",
+    "TaskScheduled",
+    "TaskCompleted",
+    "TaskFailed",
+    "SubOrchestrationInstanceCreated",
+    "SubOrchestrationInstanceCompleted",
+    "SubOrchestrationInstanceFailed",
+    "TimerCreated",
+    "TimerFired",
+    "OrchestratorStarted",
+    "OrchestratorCompleted",
+    "EventSent",
+    "EventRaised",
+    "ContinueAsNew",
+    "GenericEvent",
+    "HistoryState",
+    "ExecutionSuspended",
+    "ExecutionResumed",
+    "ExecutionRewound",
+)
+ORCHESTRATION_STATUS_NAMES: tuple[str, ...] = (
+    "Running",
+    "Completed",
+    "ContinuedAsNew",
+    "Failed",
+    "Canceled",
+    "Terminated",
+    "Pending",
+    "Suspended",
+)
+
+
 class ActionType(IntEnum):
     """SDK action types (§3.1)."""
 

@@ -16,33 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from devhost import protocol
+from devhost.protocol import EVENT_TYPE_NAMES, ORCHESTRATION_STATUS_NAMES
 from devhost.workers import run_orchestrator
 
-# DTFx EventType names in enum order (DurableTask.Core/History/EventType.cs); Azure Storage stores the name.
-EVENT_TYPE_NAMES: tuple[str, ...] = (
-    "ExecutionStarted",
-    "ExecutionCompleted",
-    "ExecutionFailed",
-    "ExecutionTerminated",
-    "TaskScheduled",
-    "TaskCompleted",
-    "TaskFailed",
-    "SubOrchestrationInstanceCreated",
-    "SubOrchestrationInstanceCompleted",
-    "SubOrchestrationInstanceFailed",
-    "TimerCreated",
-    "TimerFired",
-    "OrchestratorStarted",
-    "OrchestratorCompleted",
-    "EventSent",
-    "EventRaised",
-    "ContinueAsNew",
-    "GenericEvent",
-    "HistoryState",
-    "ExecutionSuspended",
-    "ExecutionResumed",
-    "ExecutionRewound",
-)
 EVENT_TYPES: dict[str, int] = {name: number for number, name in enumerate(EVENT_TYPE_NAMES)}
 
 EXECUTION_STARTED = EVENT_TYPES["ExecutionStarted"]
@@ -62,17 +38,6 @@ EXECUTION_RESUMED = EVENT_TYPES["ExecutionResumed"]
 SCHEDULING_TYPES = frozenset({TASK_SCHEDULED, SUB_ORCHESTRATION_CREATED, TIMER_CREATED, EVENT_SENT})
 OUTCOME_TYPES = frozenset({EXECUTION_COMPLETED, CONTINUE_AS_NEW})
 
-# DTFx OrchestrationStatus names in enum order (stored as names by Azure Storage).
-ORCHESTRATION_STATUS_NAMES: tuple[str, ...] = (
-    "Running",
-    "Completed",
-    "ContinuedAsNew",
-    "Failed",
-    "Canceled",
-    "Terminated",
-    "Pending",
-    "Suspended",
-)
 STATUS_COMPLETED = 1
 STATUS_FAILED = 3
 STATUS_TERMINATED = 5
