@@ -7,14 +7,18 @@ exception from an activity means it crashed, and only then is it re-run after a 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
+from domain.logging_fields import ReplaySafeLogger
 from domain.pipeline import RESEARCH_SOURCES, Activity, Progress, RunInput
 from orchestrations.stages import DeadlineExceeded, Job, run_stage
+
+logger = logging.getLogger("lesson_orchestrator.orchestration")
 
 # Yielded alone (never inside task_any), the SDK's built-in retry is replay-safe on the host.
 CRASH_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
@@ -30,6 +34,7 @@ def generate_module_lessons(context: df.DurableOrchestrationContext) -> Generato
     progress = Progress(stage="researching")
     ids = {"module_id": run.module_id, "run_id": run.run_id}
     summary: dict[str, Any] = {**ids, "request_id": run.request_id}
+    log = ReplaySafeLogger(context, logger, module_id=run.module_id, run_id=run.run_id)
 
     def job(key: Any, activity: str, **payload: Any) -> Job:
         return Job(key, activity, {**ids, **payload})
@@ -37,10 +42,11 @@ def generate_module_lessons(context: df.DurableOrchestrationContext) -> Generato
     def publish(stage: str | None = None) -> None:
         if stage is not None:
             progress.stage = stage
+            log.info(f"run entered stage {stage}", stage=stage)
         context.set_custom_status(progress.to_dict())
 
     try:
-        publish()
+        publish("researching")
         began = yield context.call_activity_with_retry(Activity.BEGIN_RUN, CRASH_RETRY, ids)
         if not began["current"]:
             # A newer request owns the module; this run must not touch it.
@@ -85,6 +91,7 @@ def generate_module_lessons(context: df.DurableOrchestrationContext) -> Generato
         outcome = {**summary, "status": saved[0]["status"], "lessons": saved[0]["lessons"]}
     except Exception as exc:  # every failure must reach the module row
         error = _failure_text(exc, run.deadline_minutes)
+        log.error("run failed", error=error)
         publish("failed")
         yield context.call_activity_with_retry(Activity.FAIL_RUN, CRASH_RETRY, {**ids, "error": error})
         outcome = {**summary, "status": "failed", "error": error}

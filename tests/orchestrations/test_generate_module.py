@@ -224,3 +224,13 @@ async def test_a_crashing_notification_never_changes_the_outcome(durable_host_fa
     assert output["notification"]["delivered"] is False
     assert "webhook activity crashed" in output["notification"]["error"]
     assert host.activity_calls(Activity.FAIL_RUN) == []
+
+
+async def test_stage_log_lines_are_written_once_despite_replays(durable_host_factory, caplog) -> None:
+    caplog.set_level("INFO", logger="lesson_orchestrator.orchestration")
+    _, host = await run(durable_host_factory, happy_activities())
+    stages = [r.stage for r in caplog.records if r.name == "lesson_orchestrator.orchestration"]
+    assert stages == ["researching", "planning", "generating", "saving", "completed"]
+    episodes = sum(1 for e in host.history("module-m-1") if e["EventType"] == 12)
+    assert episodes > len(stages)  # the orchestrator did replay, more often than it logged
+    assert all(r.instance_id == "module-m-1" for r in caplog.records if hasattr(r, "stage"))
