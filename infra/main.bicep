@@ -387,14 +387,14 @@ var applicationSettings = [
 // FUNCTIONS_EXTENSION_VERSION, WEBSITE_CONTENT*, WEBSITE_RUN_FROM_PACKAGE and SCM_DO_BUILD_DURING_DEPLOYMENT.
 var flexSettings = []
 
-// Elastic Premium: runtime by app setting, content on an Azure Files share, Oryx remote build of requirements.txt.
+// Elastic Premium: runtime by app setting, content on an Azure Files share, remote (Oryx) build of
+// requirements.txt. Not ENABLE_ORYX_BUILD: `config-zip --build-remote true` deletes it on every deploy.
 var premiumSettings = plan == 'premium' ? [
   { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
   { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'python' }
   { name: 'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING', value: 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}' }
   { name: 'WEBSITE_CONTENTSHARE', value: contentShareName }
   { name: 'SCM_DO_BUILD_DURING_DEPLOYMENT', value: 'true' }
-  { name: 'ENABLE_ORYX_BUILD', value: 'true' }
 ] : []
 
 var appSettings = concat(connectionSettings, applicationSettings, secretAppSettings, plan == 'flex' ? flexSettings : premiumSettings)

@@ -52,7 +52,6 @@ HOST_SETTINGS = frozenset(
         "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
         "WEBSITE_CONTENTSHARE",
         "SCM_DO_BUILD_DURING_DEPLOYMENT",
-        "ENABLE_ORYX_BUILD",
     }
 )
 # Flex Consumption rejects these (runtime and deployment come from functionAppConfig).
@@ -170,7 +169,11 @@ def test_every_template_setting_is_read_by_the_code_or_the_host(
 
 def test_flex_gets_no_setting_flex_consumption_rejects(template: bicep.Template) -> None:
     assert not template_settings(template, "flex") & FLEX_FORBIDDEN
-    assert {"FUNCTIONS_WORKER_RUNTIME", "WEBSITE_CONTENTSHARE"} <= template_settings(template, "premium")
+    premium = template_settings(template, "premium")
+    assert {"FUNCTIONS_WORKER_RUNTIME", "WEBSITE_CONTENTSHARE", "SCM_DO_BUILD_DURING_DEPLOYMENT"} <= premium
+    # `az functionapp deployment source config-zip --build-remote true` deletes ENABLE_ORYX_BUILD on every
+    # deploy (azure-cli add_remote_build_app_settings): setting it would flip-flop with each template run.
+    assert "ENABLE_ORYX_BUILD" not in premium
 
 
 def test_secrets_are_secure_parameters_behind_key_vault(template: bicep.Template) -> None:
