@@ -6,7 +6,7 @@
 Starts, in a temporary folder: an embedded PostgreSQL (migrated with clients.db.migrate), `python -m
 sandbox` with research latencies 300–1500 ms per source request and AI latencies 2000–4000 ms per call,
 and `python -m devhost start` on a copy of this app whose host.json has maxConcurrentActivityFunctions
-= --activity-slots (everything else as in the repository's host.json).
+= --activity-slots (0 keeps the repository's value; everything else as in the repository's host.json).
 
 For each concurrency level C it creates C modules with distinct titles (so neither the research cache
 nor the lesson cache serves them), puts C generation messages on the devhost's local Service Bus queue
@@ -335,7 +335,7 @@ def main() -> None:
         "--activity-slots",
         type=int,
         default=100,
-        help="host.json maxConcurrentActivityFunctions for the devhost (20 modules × 5 lessons)",
+        help="host.json maxConcurrentActivityFunctions (20 modules × 5 lessons; 0: the repository's value)",
     )
     parser.add_argument(
         "--deepseek-concurrency",
@@ -349,10 +349,11 @@ def main() -> None:
     settings = (
         {"DEEPSEEK_MAX_CONCURRENCY": str(args.deepseek_concurrency)} if args.deepseek_concurrency else {}
     )
+    slots = {"maxConcurrentActivityFunctions": args.activity_slots} if args.activity_slots else {}
     config = StackConfig(
         latency=latency_specs(),
         seed=args.seed,
-        durable_task={"maxConcurrentActivityFunctions": args.activity_slots},
+        durable_task=slots,
         app_settings=settings,
     )
     print(
