@@ -59,6 +59,8 @@ def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # A shell starts background jobs with SIGINT ignored; `kill -INT` must still stop the stack cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     port = args.port if args.port is not None else (RUN_PORT if args.command == "run" else None)
     stack = LocalStack(StackConfig(root=args.root.resolve(), port=port, database_url=args.database_url), say)
     started = time.monotonic()

@@ -58,7 +58,7 @@ class RichProgress:
 
         table = Table(box=None, pad_edge=False, header_style="bold")
         for column in ("module", "stage", "research", "lessons", ""):
-            table.add_column(column)
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
         for view in views:
             colour = {"completed": "green", "failed": "red"}.get(view.stage, "yellow")
             total = max(view.lessons_total, 1)

@@ -97,4 +97,4 @@ def follow(
 
 def _waiting(view: ModuleView) -> ModuleView:
     """The previous run's final status, before this request was picked up: show it as waiting."""
-    return ModuleView(view.module_id, view.title, status="queued", stage="waiting for the queue")
+    return ModuleView(view.module_id, view.title, status="queued", stage="waiting")

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lessonctl import doctor, failed, migrate, research, usage
+from lessonctl import cancel, doctor, enqueue, failed, migrate, research, retry, status, usage
 from lessonctl.context import CommandContext
 
-COMMANDS = (migrate, doctor, research, failed, usage)
+COMMANDS = (migrate, doctor, research, enqueue, status, failed, retry, cancel, usage)
 
 
 def build_parser() -> argparse.ArgumentParser:
