@@ -215,8 +215,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             print(f"wrote {len(written)} secret parameters ({', '.join(written)}) to {args.out}")
             if not any(env.get(name, "").strip() for name in AI_KEYS):
                 print(
-                    f"warning: none of {', '.join(AI_KEYS)} is set; every lesson will fail until one is "
-                    "(set it in Key Vault or redeploy with it exported)",
+                    f"warning: none of {', '.join(AI_KEYS)} is set; lessons fail unless OPENAI_BASE_URL "
+                    "points at a keyless OpenAI-compatible server (set a key in Key Vault, or redeploy)",
                     file=sys.stderr,
                 )
     except ToolError as exc:

@@ -10,6 +10,7 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
+from devhost.testing import durable_host_factory as durable_host_factory  # the devhost's pytest fixture
 from domain.logging_fields import (
     MAX_VALUE_CHARS,
     LogFieldError,
@@ -18,8 +19,6 @@ from domain.logging_fields import (
     log_fields,
     with_fields,
 )
-
-pytest_plugins = ["devhost.testing"]
 
 LOGGER_NAME = "tests.logging_fields.orchestrator"
 logger = logging.getLogger(LOGGER_NAME)
