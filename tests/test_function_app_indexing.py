@@ -8,6 +8,7 @@ there, which is what Azure's remote build does.
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -127,6 +128,25 @@ def check_index(index: dict[str, Any]) -> None:
 def test_bindings_as_the_worker_indexes_them(index: dict[str, Any]) -> None:
     check_index(index)
     assert all(f["binding_objects"] for f in index["functions"]), "get_bindings() returned binding objects"
+
+
+@pytest.mark.parametrize(
+    ("binding_type", "key", "bad_value"),
+    [
+        ("serviceBusTrigger", "queueName", "lesson-generations"),
+        ("serviceBusTrigger", "connection", "AzureServiceBusConnection"),  # the seed's Step 6 mistake
+        ("httpTrigger", "authLevel", "ANONYMOUS"),
+        ("httpTrigger", "route", "module/{module_id}/generation"),
+    ],
+)
+def test_the_checks_catch_a_wrong_binding(
+    index: dict[str, Any], binding_type: str, key: str, bad_value: str
+) -> None:
+    broken = copy.deepcopy(index)
+    binding = next(b for f in broken["functions"] for b in f["bindings"] if b["type"] == binding_type)
+    binding[key] = bad_value
+    with pytest.raises(AssertionError):
+        check_index(broken)
 
 
 def test_function_app_imports_no_dev_only_package(index: dict[str, Any]) -> None:
