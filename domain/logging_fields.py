@@ -88,23 +88,27 @@ class ReplaySafeLogger:
         self._fields = log_fields(instance_id=context.instance_id, **fields)
 
     def debug(self, message: str, **fields: FieldValue) -> None:
-        self.log(logging.DEBUG, message, **fields)
+        self._emit(logging.DEBUG, message, fields)
 
     def info(self, message: str, **fields: FieldValue) -> None:
-        self.log(logging.INFO, message, **fields)
+        self._emit(logging.INFO, message, fields)
 
     def warning(self, message: str, **fields: FieldValue) -> None:
-        self.log(logging.WARNING, message, **fields)
+        self._emit(logging.WARNING, message, fields)
 
     def error(self, message: str, **fields: FieldValue) -> None:
-        self.log(logging.ERROR, message, **fields)
+        self._emit(logging.ERROR, message, fields)
 
     def log(self, level: int, message: str, **fields: FieldValue) -> None:
+        self._emit(level, message, fields)
+
+    def _emit(self, level: int, message: str, fields: Mapping[str, FieldValue]) -> None:
         # Validate even while replaying, so a bad field fails on the first run, not only on a live one.
         merged = {**self._fields, **log_fields(**fields)}
         if self._context.is_replaying or not self._logger.isEnabledFor(level):
             return
-        # "%s" keeps a "%" inside the message or a value from being taken as a format directive.
+        # "%s" keeps a "%" inside the message or a value from being taken as a format directive;
+        # stacklevel 3 attributes the record to the orchestrator line that called info()/log().
         self._logger.log(level, "%s", with_fields(message, merged), extra=merged, stacklevel=3)
 
 

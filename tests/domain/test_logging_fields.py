@@ -70,6 +70,7 @@ async def test_each_line_is_written_once_although_the_orchestrator_replays(
     assert [getattr(r, "result", None) for r in safe[1:4]] == [0, 10, 20]
     assert all(getattr(r, "instance_id", None) == instance_id for r in safe)
     assert all(getattr(r, "module_id", None) == "m-1" for r in safe)
+    assert {r.funcName for r in safe} == {"LoggingOrchestrator"}, "records point at the orchestrator's line"
     assert safe[-1].levelno == logging.WARNING
     assert safe[-1].getMessage() == (
         f"run finished | instance_id={instance_id} module_id=m-1 stage=completed lessons=5"
@@ -95,7 +96,14 @@ def test_nothing_is_written_while_replaying_and_bad_fields_still_fail(
         log.info("bad", msg="x")
     context.is_replaying = False
     log.debug("live 100% %s", stage="x")
-    assert [r.getMessage() for r in caplog.records] == ["live 100% %s | instance_id=abc stage=x"]
+    log.log(logging.INFO, "via log()")
+    assert [r.getMessage() for r in caplog.records] == [
+        "live 100% %s | instance_id=abc stage=x",
+        "via log() | instance_id=abc",
+    ]
+    assert {r.funcName for r in caplog.records} == {
+        "test_nothing_is_written_while_replaying_and_bad_fields_still_fail"
+    }
 
 
 def test_log_fields_drops_none_and_shortens_long_values_to_one_line() -> None:
