@@ -17,6 +17,9 @@ from pathlib import Path
 
 from devhost.status import TERMINAL_STATUSES, InstanceStatus, RuntimeStatus
 
+# SQLite builds before 3.32 allow at most 999 bound parameters per statement.
+_SQL_PARAMETER_CHUNK = 900
+
 DB_FILE_NAME = "devhost.sqlite3"
 COMPONENT = "engine"
 SCHEMA_VERSION = 1
@@ -442,13 +445,19 @@ class Store:
         A result whose work item is gone (instance purged or replaced) is discarded.
         Returns the instance ids that received a message.
         """
-        delivered: list[str] = []
         with self._transaction() as db:
-            for work_id, message in results:
-                if db.execute("DELETE FROM activity_work WHERE id = ?", (work_id,)).rowcount:
-                    self._insert_messages(db, [message])
-                    delivered.append(message.instance_id)
-        return delivered
+            # One statement per kind for the whole batch: a fan-in of thousands is one transaction.
+            live: set[int] = set()
+            ids = [work_id for work_id, _ in results]
+            for start in range(0, len(ids), _SQL_PARAMETER_CHUNK):
+                chunk = ids[start : start + _SQL_PARAMETER_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT id FROM activity_work WHERE id IN ({marks})"
+                live.update(row[0] for row in db.execute(query, chunk))
+            kept = [(work_id, message) for work_id, message in results if work_id in live]
+            db.executemany("DELETE FROM activity_work WHERE id = ?", [(work_id,) for work_id, _ in kept])
+            self._insert_messages(db, [message for _, message in kept])
+        return [message.instance_id for _, message in kept]
 
     # -- episodes -----------------------------------------------------------------------------------
     def commit_episode(self, write: EpisodeWrite) -> list[WorkItem] | None:
