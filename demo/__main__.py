@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -190,16 +191,34 @@ def stay_up(stack: LocalStack) -> int:
     say(f"  durable API      {stack.host.webhook}/instances")
     say(f"  host status      {base}/admin/host/status")
     say(f"  sandbox          {stack.sandbox.base_url if stack.sandbox else '-'}")
-    say("\nSettings for lessonctl and your own tools (export them in another shell):")
-    say(f"  export DATABASE_URL='{stack.database_url}'")
-    say(f"  export DURABLE_MANAGEMENT_URL='{base}'")
+    env_file = write_env_file(stack)
+    say("\nSettings for lessonctl and your own tools, in another shell:")
+    say(f"  . {_shown(env_file)}      # exports these (and the sandbox's URLs and keys):")
+    say(f"  DATABASE_URL='{stack.database_url}'")
+    say(f"  DURABLE_MANAGEMENT_URL='{base}'")
     say("\nTry")
     say(f"  curl -s -X POST {base}/api/modules/{first}/generation")
     say(f"  python -m lessonctl enqueue {first} --local --state-dir {_shown(stack.state_dir)}")
     say(f"  python -m lessonctl status {first} --watch")
-    while True:
-        check_alive(stack)
-        time.sleep(0.5)
+    try:
+        while True:
+            check_alive(stack)
+            time.sleep(0.5)
+    finally:
+        env_file.unlink(missing_ok=True)
+
+
+def write_env_file(stack: LocalStack) -> Path:
+    """ROOT/stack.env: `export` lines for a shell, so lessonctl (doctor, research, status, cancel) talks
+    to this stack. The Service Bus setting is left out: `lessonctl enqueue --local` is the local path."""
+    assert stack.host is not None
+    settings = dict(stack.app_env)
+    settings.pop("AzureServiceBusConnectionString", None)
+    settings["DURABLE_MANAGEMENT_URL"] = stack.host.base_url
+    path = stack.state_dir / "stack.env"
+    lines = [f"export {name}={shlex.quote(value)}\n" for name, value in sorted(settings.items())]
+    path.write_text("".join(lines))
+    return path
 
 
 def _shown(path: Path) -> str:

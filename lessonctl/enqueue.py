@@ -35,5 +35,5 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     code = send(args, ctx, message)
     if code == 0:
         ctx.say(f"request {request_id} for module {args.module_id}; follow it with: "
-                f"lessonctl status {args.module_id} --watch")
+                f"lessonctl status {args.module_id} --watch --request {request_id}")
     return code

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     ctx.say(f"module {module.id} failed: {error_text}")
     code = send(args, ctx, message)
     if code == 0:
-        ctx.say(f"retry requested as {request_id}; follow it with: lessonctl status {module.id} --watch")
+        ctx.say(f"retry requested as {request_id}; follow it with: "
+                f"lessonctl status {module.id} --watch --request {request_id}")
     return code
 
 

@@ -1,8 +1,13 @@
 """`lessonctl status MODULE_ID [--watch]`: the module's generation status from PostgreSQL, with the
 orchestration's progress (its custom status) when the host's management API is reachable.
 
+With --request ID (the id `lessonctl enqueue` printed) the answer is about the run that request
+started or joined: right after enqueuing, the module still shows its previous run until a starter
+picks the message up, and --watch waits for that.
+
 Exit codes: 0 completed, 1 failed, 2 unknown module, 3 not finished (queued, in_progress,
-not_started; with --watch only when --timeout ran out), 4 status could not be read (settings, database).
+not_started, or the request not picked up yet; with --watch only when --timeout ran out),
+4 status could not be read (settings, database).
 """
 
 from __future__ import annotations
@@ -10,12 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 
-from clients.db import DatabaseUnavailable, ModuleRecord, close_pools, get_module, get_pool
+from clients.db import DatabaseUnavailable, ModuleRecord, RunRecord, close_pools, get_module, get_pool
+from clients.db.operator import run_for_request
 from clients.durable_management import ManagementEndpoint, ManagementError, get_instance
 from domain.settings import SettingsError
 from lessonctl.context import CommandContext
@@ -37,6 +43,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--watch", action="store_true", help="follow the run until completed or failed")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls with --watch")
     parser.add_argument("--timeout", type=float, default=None, help="with --watch: give up after this long")
+    parser.add_argument("--request", metavar="ID", help="report on the run of this request id")
     add_host_option(parser)
     parser.set_defaults(handler=run)
 
@@ -46,10 +53,13 @@ class StatusView:
     module: ModuleRecord
     progress: dict[str, Any] | None  # the orchestration's custom status, when it belongs to the current run
     progress_note: str | None  # why there is no progress, when there is none
+    request_run: RunRecord | None = None  # with --request: the run that request belongs to
 
-    @property
-    def status(self) -> str:
-        return self.module.generation_status
+    def status(self, request_id: str | None) -> str:
+        """The module's status, or with a request id the status of that request's run."""
+        if request_id is None:
+            return self.module.generation_status
+        return self.request_run.status if self.request_run else "not picked up yet"
 
 
 async def read_status(
@@ -103,17 +113,27 @@ async def _run(
 ) -> int:
     try:
         pool = await get_pool(dsn)
-        view = await read_status(pool, endpoint, args.module_id)
+        view = await _read(pool, endpoint, args)
         if view is None:
             ctx.warn(f"error: module {args.module_id} does not exist in lessons_module")
             return UNKNOWN_MODULE
-        if args.watch and view.status not in EXIT:
+        if args.watch and view.status(args.request) not in EXIT:
             view = await _watch(pool, endpoint, args, ctx, view)
         for line in describe(view.module, view.progress, view.progress_note):
             ctx.say(line)
-        return EXIT.get(view.status, NOT_FINISHED)
+        if args.request is not None:
+            ctx.say(f"request    {args.request}: {view.status(args.request)}")
+        return EXIT.get(view.status(args.request), NOT_FINISHED)
     finally:
         await close_pools()
+
+
+async def _read(pool: asyncpg.Pool, endpoint: ManagementEndpoint | None, args: argparse.Namespace
+                ) -> StatusView | None:
+    view = await read_status(pool, endpoint, args.module_id)
+    if view is None or args.request is None:
+        return view
+    return replace(view, request_run=await run_for_request(pool, args.module_id, args.request))
 
 
 async def _watch(
@@ -124,11 +144,12 @@ async def _watch(
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     try:
         while True:
-            display.show(view.module, view.progress)
-            if view.status in EXIT or (deadline is not None and time.monotonic() > deadline):
+            waiting = args.request is not None and view.request_run is None
+            display.show(view.module, view.progress, waiting=waiting)
+            if view.status(args.request) in EXIT or (deadline is not None and time.monotonic() > deadline):
                 return view
             await asyncio.sleep(max(args.interval, 0.05))
-            latest = await read_status(pool, endpoint, args.module_id)
+            latest = await _read(pool, endpoint, args)
             if latest is None:  # deleted while watching
                 return view
             view = latest

@@ -54,7 +54,7 @@ def describe(module: ModuleRecord, progress: dict[str, Any] | None, note: str | 
 
 
 class StatusDisplay(Protocol):
-    def show(self, module: ModuleRecord, progress: dict[str, Any] | None) -> None: ...
+    def show(self, module: ModuleRecord, progress: dict[str, Any] | None, waiting: bool = False) -> None: ...
 
     def close(self) -> None: ...
 
@@ -66,10 +66,10 @@ class LineDisplay:
         self.out = out
         self.last: tuple[Any, ...] | None = None
 
-    def show(self, module: ModuleRecord, progress: dict[str, Any] | None) -> None:
+    def show(self, module: ModuleRecord, progress: dict[str, Any] | None, waiting: bool = False) -> None:
         done, total = _lessons(progress)
-        line = (f"{stage_of(module, progress)}: lessons {done}/{total}; "
-                f"research {research_line(progress)}")
+        line = (f"{stage_of(module, progress)}: lessons {done}/{total}; research {research_line(progress)}"
+                if not waiting else "waiting: the request is not picked up yet")
         if line != self.last:
             self.last = line
             print(line, file=self.out, flush=True)
@@ -90,7 +90,10 @@ class BarDisplay:
         self.task = self.progress.add_task("queued", total=None)
         self.progress.start()
 
-    def show(self, module: ModuleRecord, progress: dict[str, Any] | None) -> None:
+    def show(self, module: ModuleRecord, progress: dict[str, Any] | None, waiting: bool = False) -> None:
+        if waiting:
+            self.progress.update(self.task, description="waiting for the queue", completed=0, total=None)
+            return
         done, total = _lessons(progress)
         research = (progress or {}).get("research") or {}
         finished = sum(1 for state in research.values() if state != "pending")

@@ -1,13 +1,15 @@
-"""Operator actions on a module's generation (lessonctl cancel), on top of the run fence in runs.py."""
+"""Operator actions on a module's generation (lessonctl cancel, status --request), on top of the run
+fence in runs.py."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from enum import Enum
 
 import asyncpg
 
-from clients.db.runs import ACTIVE, RunRef, WriteResult, fail_run, get_module
+from clients.db.runs import ACTIVE, RunRecord, RunRef, WriteResult, fail_run, get_module, get_run
 
 CANCELLED_BY_OPERATOR = "cancelled by operator"
 _ATTEMPTS = 3  # a new run may replace the one we read between the read and the fenced write
@@ -44,3 +46,15 @@ async def cancel_generation(
             return CancelResult(CancelOutcome.CANCELLED, "failed", current.run)
         # FENCED: the run ended or was replaced since we read it; look again.
     return CancelResult(CancelOutcome.NOT_ACTIVE, module.generation_status, last_run)
+
+
+async def run_for_request(pool: asyncpg.Pool, module_id: str, request_id: str) -> RunRecord | None:
+    """The run a request created or joined, once a starter has applied it (None before that)."""
+    try:
+        key = uuid.UUID(str(module_id))
+    except ValueError:
+        return None
+    run_id = await pool.fetchval(
+        "SELECT run_id FROM lo_generation_requests WHERE module_id = $1 AND request_id = $2", key, request_id
+    )
+    return None if run_id is None else await get_run(pool, str(run_id))

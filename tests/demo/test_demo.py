@@ -4,19 +4,23 @@ PostgreSQL, the sandbox and the devhost, generates the sample modules and stops 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from demo.samples import SAMPLE_MODULES
-from demo.stack import REPO, python_env, wait_for
+from demo.stack import REPO, free_port, python_env, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +108,54 @@ def test_ctrl_c_stops_the_stack_and_exits_130(root: Path) -> None:
     # The devhost released its lock: the next demo starts fine on the same state folder.
     again = run_demo(root)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_run_stays_up_with_a_usable_env_file_until_interrupted(root: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demo", "run", "--root", str(root), "--port", str(port)],
+        cwd=REPO, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+
+    def up() -> bool:
+        assert process.stdout is not None
+        lines.append(process.stdout.readline())
+        assert lines[-1] or process.poll() is None, "".join(lines)
+        return lines[-1].startswith("The stack is up")
+
+    try:
+        wait_for(up, timeout=120, what="the stack to come up")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/host/status", timeout=30) as answer:
+            assert json.loads(answer.read()) == {"state": "Running"}
+        env_file = root / "stack.env"
+        exported = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1)
+                        for line in env_file.read_text().splitlines())
+        assert exported["DURABLE_MANAGEMENT_URL"] == f"http://127.0.0.1:{port}"
+        assert "AzureServiceBusConnectionString" not in exported
+        # The operator CLI with only these settings reaches this stack's database, sandbox and host.
+        doctor = subprocess.run([sys.executable, "-m", "lessonctl", "doctor"], cwd=root, env=python_env(
+            exported, base={"PATH": os.environ.get("PATH", "")}), capture_output=True, text=True, timeout=120)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "OK database" in doctor.stdout
+        module_id, request_id = SAMPLE_MODULES[1].id, f"run-test-{uuid.uuid4()}"  # seeded by `run`
+        enqueued = subprocess.run(
+            [sys.executable, "-m", "lessonctl", "enqueue", module_id, "--local", "--state-dir", str(root),
+             "--request-id", request_id],
+            cwd=root, env=python_env(exported), capture_output=True, text=True, timeout=60)
+        assert enqueued.returncode == 0, enqueued.stderr
+        watched = subprocess.run(
+            [sys.executable, "-m", "lessonctl", "status", module_id, "--watch", "--request", request_id,
+             "--interval", "0.2", "--timeout", "120"],
+            cwd=root, env=python_env(exported), capture_output=True, text=True, timeout=180)
+        assert watched.returncode == 0, watched.stdout + watched.stderr
+        assert f"request    {request_id}: completed" in watched.stdout
+        assert "progress   stage completed" in watched.stdout
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, "".join(lines) + out
+    assert not env_file.exists()
+    wait_for(lambda: not (root / "pg" / "postmaster.pid").exists(), timeout=30, what="PostgreSQL to stop")

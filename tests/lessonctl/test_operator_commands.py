@@ -66,8 +66,8 @@ def test_enqueue_local_then_status_watch_follows_the_run_to_completed(
                         "--request-id", "op-watch-1")
     assert "sent message op-watch-1 to the devhost's local queue lesson-generation" in out
 
-    watched = lessonctl(stack, workdir, "status", module_id, "--watch", "--interval", "0.2",
-                        "--timeout", "120")
+    watched = lessonctl(stack, workdir, "status", module_id, "--watch", "--request", "op-watch-1",
+                        "--interval", "0.2", "--timeout", "120")
     assert watched.returncode == 0, watched.stdout + watched.stderr
     lines = watched.stdout.splitlines()
     block = lines.index(f"module     {module_id}  'Kubernetes basics'")
@@ -76,6 +76,7 @@ def test_enqueue_local_then_status_watch_follows_the_run_to_completed(
     assert "generating" in stages, watched.stdout
     assert stages[-1] == "completed", watched.stdout
     assert "status     completed" in lines
+    assert lines[-1] == "request    op-watch-1: completed"
     assert "request op-watch-1" in watched.stdout
     assert "progress   stage completed; lessons " in watched.stdout
     runs = stack.sql("SELECT difficulty, learning_style FROM lo_generation_runs "
@@ -99,6 +100,13 @@ def test_status_exit_codes_and_progress_notes(stack: Stack, workdir: Path) -> No
     assert waiting.returncode == 3
     assert "status     not_started" in waiting.stdout
     assert "no generation was requested yet" in waiting.stdout
+    not_seen = lessonctl(stack, workdir, "status", fresh, "--request", "never-sent")
+    assert not_seen.returncode == 3
+    assert "request    never-sent: not picked up yet" in not_seen.stdout
+    timed_out = lessonctl(stack, workdir, "status", fresh, "--request", "never-sent", "--watch",
+                          "--interval", "0.1", "--timeout", "0.5")
+    assert timed_out.returncode == 3
+    assert "waiting: the request is not picked up yet" in timed_out.stdout
 
     done_id = stack.create_module("Git rebase")
     enqueue_local(stack, workdir, done_id)
