@@ -168,14 +168,17 @@ def print_next_steps(stack: LocalStack, views: list[ModuleView]) -> None:
     first = views[0]
     say("Where to look next")
     say(f"  lessons      table lessons_lessoncontent in {stack.database_url}")
+    restart = "make run" if stack.state_dir == DEFAULT_ROOT.resolve() else f"python -m demo run --root {root}"
     if stack.postgres is not None:
-        say(f"               (data kept in {_shown(stack.postgres.data_dir)}; `make run` starts it again)")
-    say("  status API   while `make run` is up:")
+        say(f"               (data kept in {_shown(stack.postgres.data_dir)}; `{restart}` starts it again)")
+    say(f"  status API   while `{restart}` is up:")
     say(f"               curl -s http://127.0.0.1:{RUN_PORT}/api/modules/{first.module_id}/generation")
     say("  history      " + f"python -m devhost history {first.instance_id} --state-dir {root}")
     say("  replay       " + f"python -m devhost replay {first.instance_id} --state-dir {root}")
     say(f"  host log     {_shown(stack.host.stderr_path)}")
-    say("  operator     DATABASE_URL=... python -m lessonctl status|failed|usage (see README.md)")
+    say(f"  operator     while `{restart}` is up: . {root}/stack.env; "
+        f"python -m lessonctl status {first.module_id}")
+    say("               (and failed, usage, retry, cancel: see README.md)")
 
 
 def stay_up(stack: LocalStack) -> int:

@@ -85,7 +85,7 @@ def follow(
     while True:
         alive()
         views = [ModuleView.from_api(mid, title, fetch_status(base_url, mid)) for mid, title in modules]
-        views = [v if v.finished_after(since) or v.status not in FINAL else _waiting(v) for v in views]
+        views = [_waiting(v) if _not_picked_up(v, since) else v for v in views]
         show(views)
         if all(v.finished_after(since) for v in views):
             return views
@@ -95,6 +95,10 @@ def follow(
         time.sleep(interval)
 
 
+def _not_picked_up(view: ModuleView, since: datetime) -> bool:
+    """Before a starter applies the request the module shows its previous run (or none)."""
+    return view.status == "not_started" or (view.status in FINAL and not view.finished_after(since))
+
+
 def _waiting(view: ModuleView) -> ModuleView:
-    """The previous run's final status, before this request was picked up: show it as waiting."""
     return ModuleView(view.module_id, view.title, status="queued", stage="waiting")
