@@ -13,7 +13,6 @@ import random
 import re
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -149,14 +148,15 @@ class ConfigurationError(UpstreamError):
 # Sessions: one per event loop, lazily created (tests run many loops; production runs one).
 # --------------------------------------------------------------------------------------------
 
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
-    weakref.WeakKeyDictionary()
-)
+# A session holds its loop, so weak keys would never expire: closed loops are dropped explicitly.
+_sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
 
 def get_session() -> aiohttp.ClientSession:
     """The shared session of the running event loop (created on first use)."""
     loop = asyncio.get_running_loop()
+    for stale in [other for other in _sessions if other.is_closed()]:
+        del _sessions[stale]
     session = _sessions.get(loop)
     if session is None or session.closed:
         # We decompress ourselves: aiohttp silently accepts a truncated gzip stream and would
