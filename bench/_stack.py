@@ -58,6 +58,40 @@ def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, interv
     raise StackError(f"timed out after {timeout:g}s waiting for {what}")
 
 
+def code_version() -> str:
+    """The commit the benchmark ran on, with `+dirty` when app folders had uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--",
+                *APP_PACKAGES,
+                "function_app.py",
+                "host.json",
+                "devhost",
+                "sandbox",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

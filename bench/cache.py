@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._stack import AI, RESEARCH, Stack, StackConfig, wait_for
+from bench._stack import AI, RESEARCH, Stack, StackConfig, code_version, wait_for
 
 TOPICS = (
     "Python asyncio",
@@ -101,7 +101,8 @@ def main() -> None:
     latency = [f"{s}=50-150" for s in RESEARCH] + [f"{p}=200-400" for p in AI]
     print(
         f"lesson cache: Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s); {args.requests} requests "
-        f"over {args.topics} topics, Zipf s={args.zipf:g}, seed {args.seed}, waves of {args.wave}"
+        f"over {args.topics} topics, Zipf s={args.zipf:g}, seed {args.seed}, waves of {args.wave}; "
+        f"code {code_version()}"
     )
     counts = {t: mix.count(t) for t in dict.fromkeys(mix)}
     top = sorted(counts.items(), key=lambda kv: -kv[1])

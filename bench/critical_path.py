@@ -49,7 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._stack import AI, RESEARCH, Stack, StackConfig, wait_for
+from bench._stack import AI, RESEARCH, Stack, StackConfig, code_version, wait_for
 
 TOPICS = ("Python asyncio", "PostgreSQL indexing", "React hooks", "Rust ownership", "Docker networking")
 RESEARCH_LATENCY = "300-1500"
@@ -369,7 +369,7 @@ def main() -> None:
     )
     print(
         f"critical path: Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s); sandbox latency research "
-        f"{RESEARCH_LATENCY} ms/request, AI {AI_LATENCY} ms/call, seed {args.seed}"
+        f"{RESEARCH_LATENCY} ms/request, AI {AI_LATENCY} ms/call, seed {args.seed}; code {code_version()}"
     )
     stack = Stack.start(config)
     try:

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import cProfile
 import functools
+import logging
 import os
 import pstats
 import sys
@@ -42,8 +43,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import azure.durable_functions as df
-import azure.functions as func
 
+from bench._stack import code_version
 from devhost.registry import FunctionRegistry
 from devhost.testing import DurableTestHost
 from domain.pipeline import ORCHESTRATOR, RESEARCH_SOURCES, Activity, RunInput
@@ -107,7 +108,7 @@ def timed_handle(handle: Callable[[str], str], meter: Meter) -> Callable[[str], 
 
 
 def build_app(meter: Meter) -> df.DFApp:
-    app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)  # no HTTP functions: silences the auth warning
+    app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     app.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)(
         timed_generator(generate_module_lessons, meter)
     )
@@ -218,6 +219,8 @@ def profile(lessons: int, stagger_ms: float) -> None:
 
 
 def main() -> None:
+    # The SDK warns on the root logger that an auth level means nothing to an app without HTTP functions.
+    logging.getLogger().setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -234,7 +237,7 @@ def main() -> None:
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
     print(
         f"replay cost: Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), "
-        f"azure-functions-durable {_sdk_version()}; median of {args.repeat} runs"
+        f"azure-functions-durable {_sdk_version()}; median of {args.repeat} runs; code {code_version()}"
     )
     print(
         f"{'mode':<9} | {'N':>3} | {'episodes':>8} | {'history':>7} | {'episode CPU ms':>14} | "
