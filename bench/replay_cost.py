@@ -108,7 +108,7 @@ def timed_handle(handle: Callable[[str], str], meter: Meter) -> Callable[[str], 
 
 
 def build_app(meter: Meter) -> df.DFApp:
-    app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    app = df.DFApp()
     app.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)(
         timed_generator(generate_module_lessons, meter)
     )
