@@ -31,6 +31,7 @@ DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 EXCERPT_CHARS = 300
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
 # Secrets: every error message and log record passes through redact() before anyone sees it.
@@ -331,6 +332,7 @@ async def request(
     Raises UpstreamTimeout / UpstreamConnectionError / UpstreamProtocolError for transport problems.
     """
     http = session or get_session()
+    started = time.perf_counter()
     merged = CIMultiDict({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"})
     if headers:
         merged.update(headers)
@@ -348,6 +350,8 @@ async def request(
             ) as resp:
                 raw = await _read_capped(source, resp, max_body_bytes)
                 body = _decode_body(source, resp.headers.get("Content-Encoding", ""), raw, max_body_bytes)
+                log.debug("%s %s %s -> %d, %d bytes in %.0f ms", source, method, _host(url), resp.status,
+                          len(body), (time.perf_counter() - started) * 1000)
                 return HttpResponse(
                     source=source, status=resp.status, headers=resp.headers, body=body, url=str(resp.url)
                 )

@@ -206,6 +206,15 @@ async def test_429_with_retry_after(server: tuple[str, object]) -> None:
     assert error.retry_after_s == 7.0
 
 
+async def test_request_log_line_has_no_query_string(server: tuple[str, object], sentinel: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    base, _ = server
+    with caplog.at_level(logging.DEBUG, logger="clients.http"):
+        await http.request("GET", f"{base}/ok", source="t", params={"key": sentinel})
+    assert f"t GET {base}/ok -> 200" in caplog.text
+    assert sentinel not in caplog.text
+
+
 def test_redacting_filter_masks_log_records(sentinel: str, caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("tests.http.redaction")
     logger.addFilter(http.RedactingFilter())

@@ -67,6 +67,14 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
 
 
 @pytest.mark.slow
+def test_ctrl_c_exits_zero(sandbox_process: tuple[subprocess.Popen[str], str]) -> None:
+    process, base = sandbox_process
+    assert get(f"{base}/_sandbox/requests")[0] == 200
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=20) == 0
+
+
+@pytest.mark.slow
 def test_serves_until_sigterm_and_exits_zero(sandbox_process: tuple[subprocess.Popen[str], str]) -> None:
     process, base = sandbox_process
 
