@@ -19,7 +19,7 @@ from clients.http import (
 )
 from clients.research.parsing import collect_items, require_list
 from clients.research.transport import SourceCall
-from domain.research import ResearchItem, position_score
+from domain.research import ResearchItem, html_to_text, position_score
 
 SOURCE = "youtube"
 SETTING = "YOUTUBE_API_KEY"
@@ -62,8 +62,8 @@ def classify(response: HttpResponse, now: float) -> UpstreamError | None:
     if not isinstance(error, dict):
         return UpstreamHTTPError(SOURCE, response.status, str(error)[:200])
     reasons = _reasons(error)
-    # The message embeds an HTML link ("your <a href=...>quota</a>"): keep it readable.
-    message = " ".join(str(error.get("message", "")).replace("<", " <").split())
+    # The quota message embeds an HTML link ("your <a href=...>quota</a>"): strip it to text.
+    message = html_to_text(str(error.get("message", "")), limit=300)
     if reasons & QUOTA_REASONS:
         return QuotaExhausted(SOURCE, f"quotaExceeded: {message[:160]}", until=next_pacific_midnight(now))
     if reasons & THROTTLE_REASONS:
@@ -71,8 +71,9 @@ def classify(response: HttpResponse, now: float) -> UpstreamError | None:
         return RateLimited(SOURCE, reason, retry_after_s=response.retry_after_s(now))
     if reasons & KEY_REASONS or "API_KEY" in " ".join(reasons) or "API key not valid" in message:
         return ConfigurationError(SOURCE, SETTING, f"HTTP {response.status} {'/'.join(sorted(reasons))}")
-    status = int(error.get("code") or response.status)
-    return UpstreamHTTPError(SOURCE, status, message[:300])
+    code = error.get("code")
+    status = code if isinstance(code, int) else response.status
+    return UpstreamHTTPError(SOURCE, status, message)
 
 
 def video_item(raw: dict[str, Any]) -> ResearchItem:

@@ -60,7 +60,9 @@ async def test_quota_exceeded_stops_source_until_pacific_midnight(upstream: Upst
     _, outcome = await run("youtube")
 
     assert outcome.status == "rate_limited"
-    assert "quotaExceeded" in (outcome.error or "")
+    assert "quotaExceeded: The request cannot be completed because you have exceeded your quota." in (
+        outcome.error or ""
+    )
     assert "2026-12-05T08:00:00+00:00" in (outcome.error or "")
     for _ in range(3):
         _, again = await run("youtube")
