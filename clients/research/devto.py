@@ -76,7 +76,8 @@ def article_item(raw: dict[str, Any]) -> ResearchItem:
 def parse_articles(response: HttpResponse) -> list[ResearchItem]:
     data = response.json()
     if isinstance(data, dict) and "error" in data:  # a 200 carrying Forem's error object
-        raise UpstreamHTTPError(SOURCE, int(data.get("status") or 200), str(data["error"])[:200])
+        status = data.get("status")
+        raise UpstreamHTTPError(SOURCE, status if isinstance(status, int) else 200, str(data["error"])[:200])
     if not isinstance(data, list):
         raise UpstreamProtocolError(SOURCE, f"expected a JSON array of articles, got {type(data).__name__}")
     return collect_items(SOURCE, data, article_item)

@@ -12,6 +12,7 @@ from clients.http import (
     RateLimited,
     RetryTiming,
     UpstreamError,
+    UpstreamProtocolError,
     request,
     with_retries,
 )
@@ -76,7 +77,13 @@ class SourceCall:
                 headers=headers,
                 timeout_s=self.config.request_timeout_s,
             )
-            error = classify(response)
+            try:
+                error = classify(response)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+                # An error body in a shape the API does not document: report it, don't crash on it.
+                error = UpstreamProtocolError(
+                    self.source, f"HTTP {response.status} with an unexpected body: {response.excerpt()[:160]}"
+                )
             if error is not None:
                 raise error
             return response

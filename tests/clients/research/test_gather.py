@@ -216,3 +216,21 @@ def test_config_rejects_non_http_urls() -> None:
     assert config.youtube_api_key is None and config.docs_kind == "readthedocs"
     assert ResearchConfig.from_env({}).docs_kind == "mdn"
     assert SENTINELS["GITHUB_TOKEN"] not in repr(replace(config, github_token=SENTINELS["GITHUB_TOKEN"]))
+
+
+@pytest.mark.parametrize(("source", "body"), [
+    ("docs", {"errors": {"page": ["not an object"]}}),
+    ("docs", {"errors": {"page": "flat"}}),
+    ("youtube", {"error": {"code": "E403", "errors": "nope"}}),
+    ("devto", {"error": "boom", "status": "five hundred"}),
+    ("stackoverflow", {"error_id": "x", "error_name": None}),
+])
+async def test_undocumented_error_shapes_are_reported_not_crashed_on(upstream: Upstream, run: Runner,
+                                                                     source: str, body: object) -> None:
+    scripted, _ = upstream
+    scripted.on(PRIMARY[source], Reply(status=400, body=body, gzip=source == "stackoverflow"))
+
+    _, outcome = await run(source)
+
+    assert outcome.status == "error", outcome
+    assert outcome.error and not outcome.error.startswith("unexpected ")  # not the crash path
