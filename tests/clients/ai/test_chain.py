@@ -261,7 +261,7 @@ class GateBehaviour(ScriptedBehaviour):
 
 
 async def wait_until(
-    condition: Callable[[], bool], describe: Callable[[], str], deadline_s: float = 5.0
+    condition: Callable[[], bool], describe: Callable[[], str], deadline_s: float = 30.0
 ) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline_s
