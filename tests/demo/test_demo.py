@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -158,4 +159,28 @@ def test_run_stays_up_with_a_usable_env_file_until_interrupted(root: Path) -> No
             process.kill()
     assert process.returncode == 130, "".join(lines) + out
     assert not env_file.exists()
+    wait_for(lambda: not (root / "pg" / "postmaster.pid").exists(), timeout=30, what="PostgreSQL to stop")
+
+
+def test_a_part_that_cannot_start_is_exit_1_with_one_clear_message(root: Path) -> None:
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "demo", "--root", str(root),
+         "--database-url", f"postgresql://nobody@127.0.0.1:{free_port()}/x"],
+        cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert unreachable.returncode == 1
+    assert "error: lessonctl migrate failed" in unreachable.stdout
+    assert "cannot connect to PostgreSQL" in unreachable.stdout
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = subprocess.run(
+            [sys.executable, "-m", "demo", "--root", str(root), "--port", str(port)],
+            cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=180,
+        )
+    assert taken.returncode == 1
+    assert "error: the devhost exited with code 2" in taken.stdout
+    assert "address already in use" in taken.stdout
     wait_for(lambda: not (root / "pg" / "postmaster.pid").exists(), timeout=30, what="PostgreSQL to stop")
