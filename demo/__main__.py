@@ -29,6 +29,7 @@ from demo.report import format_lessons, load_lessons
 from demo.samples import SAMPLE_MODULES, SampleModule, seed_modules
 from demo.stack import QUEUE, REPO, StackError, python_env
 from demo.watch import ModuleView, follow
+from domain.pipeline import instance_id_for
 
 DEFAULT_ROOT = REPO / ".devhost"
 RUN_PORT = 7071  # what `func start` uses, so URLs in docs and tools match
@@ -173,8 +174,9 @@ def print_next_steps(stack: LocalStack, views: list[ModuleView]) -> None:
         say(f"               (data kept in {_shown(stack.postgres.data_dir)}; `{restart}` starts it again)")
     say(f"  status API   while `{restart}` is up:")
     say(f"               curl -s http://127.0.0.1:{RUN_PORT}/api/modules/{first.module_id}/generation")
-    say("  history      " + f"python -m devhost history {first.instance_id} --state-dir {root}")
-    say("  replay       " + f"python -m devhost replay {first.instance_id} --state-dir {root}")
+    instance_id = first.instance_id or instance_id_for(first.module_id)
+    say(f"  history      python -m devhost history {instance_id} --state-dir {root}")
+    say(f"  replay       python -m devhost replay {instance_id} --state-dir {root}")
     say(f"  host log     {_shown(stack.host.stderr_path)}")
     say(f"  operator     while `{restart}` is up: . {root}/stack.env; "
         f"python -m lessonctl status {first.module_id}")
