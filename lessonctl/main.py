@@ -44,3 +44,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return int(args.handler(args, context))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`lessonctl usage | head`): stop quietly instead of printing a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -16,7 +16,7 @@ from infra.deploytool import FuncIgnore, build_package, main, write_secret_param
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "infra" / "deploytool.py"
 RUNTIME_PACKAGES = ("activities", "orchestrations", "clients", "domain")
-DEV_ONLY = ("devhost", "sandbox", "lessonctl", "tests", "bench", "infra", "docs", ".venv", ".devhost")
+DEV_ONLY = ("devhost", "sandbox", "lessonctl", "demo", "tests", "bench", "infra", "docs", ".venv", ".devhost")
 
 
 @pytest.mark.parametrize(
