@@ -5,30 +5,67 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from clients.db import migrate
-from tests.devhost.test_host_e2e import Response, RunningHost, http, start_host, wait_until
-from tests.lessonctl.conftest import base_env, start_sandbox, stop_sandbox
+from demo.stack import REPO, DevhostProcess, SandboxProcess, free_port, start_devhost, start_sandbox, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 QUEUE = "lesson-generation"
+__all__ = ["REPO", "Response", "Stack", "free_port", "http", "start_stack", "wait_until"]
+
+
+def wait_until(check: Callable[[], T | None], *, timeout: float = 30.0, what: str = "condition") -> T:
+    return wait_for(check, timeout=timeout, what=what)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http(method: str, url: str, body: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    data = body.encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return Response(answer.status, dict(answer.headers.items()), answer.read())
+    except urllib.error.HTTPError as error:
+        return Response(error.code, dict(error.headers.items()), error.read())
+
+
+def base_env() -> dict[str, str]:
+    """Only what Python needs: no setting leaks in from the developer's shell."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+T = TypeVar("T")
 
 
 @dataclass
 class Stack:
-    host: RunningHost
+    host: DevhostProcess
     database_url: str
     env: dict[str, str]
-    sandbox: subprocess.Popen[str]
+    sandbox: SandboxProcess
+    log_dir: Path
 
     # -- web app side ------------------------------------------------------------------------
     def create_module(self, title: str, description: str = "", difficulty: str = "beginner") -> str:
@@ -97,7 +134,7 @@ class Stack:
     # -- sandbox control ---------------------------------------------------------------------
     @property
     def sandbox_url(self) -> str:
-        return self.env["GITHUB_API_URL"].rsplit("/", 1)[0]
+        return self.sandbox.base_url
 
     def sandbox_requests(self) -> dict[str, int]:
         return http("GET", f"{self.sandbox_url}/_sandbox/requests").json()["requests"]
@@ -119,17 +156,28 @@ class Stack:
             self.host.kill()
         else:
             self.host.stop()
-        root = self.host.state_dir.parent
-        self.host = start_host(REPO, self.host.state_dir, root / "logs", *extra_args,
-                               env={**base_env(), **self.env}, port=self.host.port)
+        self.host = start_devhost(self.host.state_dir, self.log_dir, *extra_args,
+                                  env={**base_env(), **self.env}, port=self.host.port)
+
+    def wait_for_instance(self, instance_id: str, *statuses: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The durable status payload once the instance reaches one of `statuses`."""
+
+        def check() -> dict[str, Any] | None:
+            answer = http("GET", f"{self.host.webhook}/instances/{instance_id}")
+            if answer.status in (200, 202) and answer.json()["runtimeStatus"] in statuses:
+                return answer.json()
+            return None
+
+        return wait_until(check, timeout=timeout, what=f"{instance_id} to reach {statuses}")
 
 
 def start_stack(database_url: str, root: Path, *sandbox_faults: str, extra_env: dict[str, str] | None = None
                 ) -> Iterator[Stack]:
     asyncio.run(migrate(database_url))
-    sandbox, sandbox_env = start_sandbox(*sandbox_faults)
+    log_dir = root / "logs"
+    sandbox = start_sandbox(log_dir, faults=sandbox_faults, env=base_env())
     env = {
-        **sandbox_env,
+        **sandbox.env,
         "DATABASE_URL": database_url,
         # The Service Bus emulator's connection string: the devhost serves its local queue instead.
         "AzureServiceBusConnectionString": (
@@ -139,9 +187,9 @@ def start_stack(database_url: str, root: Path, *sandbox_faults: str, extra_env: 
         "GENERATION_DEADLINE_MINUTES": "5",
         **(extra_env or {}),
     }
-    host = start_host(REPO, root / "state", root / "logs", env={**base_env(), **env})
+    host = start_devhost(root / "state", log_dir, env={**base_env(), **env})
     try:
-        yield Stack(host, database_url, env, sandbox)
+        yield Stack(host, database_url, env, sandbox, log_dir)
     finally:
         host.stop()
-        stop_sandbox(sandbox)
+        sandbox.stop()

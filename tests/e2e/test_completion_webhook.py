@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from clients.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from tests.devhost.test_host_e2e import wait_until
-from tests.e2e.stack import Stack, start_stack
+from tests.e2e.stack import Stack, start_stack, wait_until
 
 pytestmark = pytest.mark.slow
 SECRET = "Sentinel-Webhook-Secret-e2e-9d1"
@@ -79,7 +78,7 @@ def test_a_failing_receiver_is_retried_and_never_changes_the_status(stack: Stack
     module_id = stack.create_module("Flutter layouts")
     stack.enqueue({"module_id": module_id})
     stack.wait_for_module(module_id, "completed", "failed")
-    status = stack.host.wait_for_status(f"module-{module_id}", "Completed", "Failed", timeout=120)
+    status = stack.wait_for_instance(f"module-{module_id}", "Completed", "Failed", timeout=120)
     assert len(receiver.bodies_for(module_id)) == 4  # every attempt of the client's retry policy
     assert status["output"]["status"] == "completed"
     assert status["output"]["notification"]["delivered"] is False

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.devhost.test_host_e2e import free_port, wait_until
-from tests.e2e.stack import Stack, start_stack
+from tests.e2e.stack import Stack, free_port, start_stack, wait_until
 
 pytestmark = pytest.mark.slow
 

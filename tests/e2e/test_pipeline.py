@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.stack import Stack, start_stack
+from tests.e2e.stack import Stack, start_stack, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,6 @@ def test_malformed_message_and_unknown_module_are_dead_lettered_with_their_reaso
     stack.enqueue("{not json", message_id="not-json")
     stack.enqueue({"module_id": str(uuid.uuid4())}, message_id="unknown-module")
 
-    from tests.devhost.test_host_e2e import wait_until
 
     letters = wait_until(
         lambda: (found := {d["message_id"]: d for d in stack.dead_letters()}) and len(found) >= 3 and found,

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.devhost.test_host_e2e import wait_until
-from tests.e2e.stack import Stack, start_stack
+from tests.e2e.stack import Stack, start_stack, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +152,7 @@ def test_a_module_deleted_mid_run_ends_the_run_without_writing(stack: Stack) -> 
     wait_until(lambda: stack.generation(module_id)["progress"]["stage"] in ("planning", "generating"),
                timeout=120, what="planning to start")
     stack.sql("DELETE FROM lessons_module WHERE id = $1", uuid.UUID(module_id))
-    status = stack.host.wait_for_status(f"module-{module_id}", "Completed", "Failed", timeout=120)
+    status = stack.wait_for_instance(f"module-{module_id}", "Completed", "Failed", timeout=120)
     output = status["output"]
     assert output["status"] in ("failed", "superseded"), output
     assert stack.lessons(module_id) == []

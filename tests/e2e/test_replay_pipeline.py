@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import REPO, Stack, start_stack
-from tests.lessonctl.conftest import base_env
+from tests.e2e.stack import REPO, Stack, base_env, start_stack
 
 pytestmark = pytest.mark.slow
 
