@@ -162,6 +162,7 @@ class Stack:
     sandbox_url: str = ""
     host_url: str = ""
     host_json: dict[str, Any] = field(default_factory=dict)
+    host_log: Path = field(default_factory=Path)  # the devhost's stderr (its `Executed ...` lines)
     _postgres: Any = None
     _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
