@@ -53,7 +53,7 @@ def leaf_keys(value: Any) -> list[str]:
 def test_devhost_reads_it_with_our_values() -> None:
     config = read_host_config(HOST_JSON, environ={})
     assert config.durable_task.hub_name == "LessonOrchestrator"
-    assert config.durable_task.max_concurrent_activity_functions == 16
+    assert config.durable_task.max_concurrent_activity_functions == 100
     assert config.durable_task.max_concurrent_orchestrator_functions == 10
     assert config.service_bus.max_concurrent_calls == 16
     assert config.service_bus.prefetch_count == 0
