@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from activities.context import ModuleGone, module_brief, record_usage, research_for, run_key
-from clients.ai import AllProvidersFailed
-from clients.db import LessonRow
+from clients.ai import AllProvidersFailed, GenerationMeta
+from clients.db import LessonRow, RunKey
 from clients.db.drafts import load_plan, save_lesson_draft, save_plan
 from clients.http import ConfigurationError
-from clients.services import services
-from domain.lessons import LessonPlan
+from clients.services import Services, services
+from domain.lessons import LessonPlan, ModuleBrief
+from domain.prompts import plan_cache_key
 
 
 async def plan_lessons(payload: dict[str, Any]) -> dict[str, Any]:
@@ -21,17 +22,10 @@ async def plan_lessons(payload: dict[str, Any]) -> dict[str, Any]:
     if stored is None:
         try:
             brief = await module_brief(shared, run)
-            research = await research_for(shared, run, brief.title, payload.get("item_ids", []))
-            result = await shared.ai_chain().plan_lessons(brief, research)
+            planned = await _plan(shared, run, brief, payload.get("item_ids", []))
         except (AllProvidersFailed, ConfigurationError, ModuleGone) as exc:
             return {"ok": False, "error": str(exc)}
-        await record_usage(shared, run, result.meta, result.failures)
-        plan_record = {
-            "plan": result.plan.to_dict(),
-            "meta": result.meta.to_dict(),
-            "item_ids": list(payload.get("item_ids", [])),
-        }
-        stored = await save_plan(shared.pool, run, plan_record)
+        stored = await save_plan(shared.pool, run, {**planned, "item_ids": list(payload.get("item_ids", []))})
         if stored is None:
             return {"ok": False, "error": "the run was superseded while planning"}
     plan = LessonPlan.model_validate(stored["plan"])
@@ -40,6 +34,22 @@ async def plan_lessons(payload: dict[str, Any]) -> dict[str, Any]:
         "lessons": [{"number": spec.number, "title": spec.title} for spec in plan.lessons],
         "provider": stored["meta"]["provider"],
     }
+
+
+async def _plan(shared: Services, run: RunKey, brief: ModuleBrief, item_ids: list[int]) -> dict[str, Any]:
+    """The plan for this topic from the plan cache, else from the AI chain (then cached)."""
+    key = plan_cache_key(brief)
+    cached = await shared.plan_cache.get(key)
+    if cached is not None:
+        free = {"tokens_in": 0, "tokens_out": 0, "latency_ms": 0, "attempts": 0, "cache_hit": True}
+        meta = GenerationMeta.from_dict({**cached["meta"], **free})
+        await record_usage(shared, run, meta, [])
+        return {"plan": cached["plan"], "meta": meta.to_dict()}
+    research = await research_for(shared, run, brief.title, item_ids)
+    result = await shared.ai_chain().plan_lessons(brief, research)
+    await record_usage(shared, run, result.meta, result.failures)
+    await shared.plan_cache.put(key, result.plan.to_dict(), result.meta.to_dict())
+    return {"plan": result.plan.to_dict(), "meta": result.meta.to_dict()}
 
 
 async def generate_lesson(payload: dict[str, Any]) -> dict[str, Any]:

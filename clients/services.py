@@ -15,6 +15,7 @@ import asyncpg
 
 from clients.ai import AIChain
 from clients.db import PgLessonCache, PgResearchCache, get_pool
+from clients.db.plan_cache import PgPlanCache
 from clients.research.config import ResearchConfig
 from domain.settings import Settings, parse_settings
 
@@ -26,6 +27,7 @@ class Services:
     research_config: ResearchConfig
     research_cache: PgResearchCache
     lesson_cache: PgLessonCache
+    plan_cache: PgPlanCache
     env: Mapping[str, str]
 
     def ai_chain(self) -> AIChain:
@@ -50,5 +52,6 @@ async def services(env: Mapping[str, str] | None = None) -> Services:
         research_config=ResearchConfig.from_env(env),
         research_cache=PgResearchCache(pool, settings.research_cache_ttl_hours),
         lesson_cache=PgLessonCache(pool),
+        plan_cache=PgPlanCache(pool),
         env=env,
     )

@@ -263,6 +263,23 @@ def _normalized(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+def plan_cache_key(brief: ModuleBrief, prompt_version: str = PROMPT_VERSION) -> str:
+    """Key of a lesson plan any user asking for the same module topic may reuse.
+
+    Plans are cached as well as lessons because lesson keys contain the plan's wording: providers sample
+    (temperature > 0), so a re-planned topic would rarely reproduce a lesson key.
+    """
+    payload = {
+        "kind": "plan",
+        "prompt_version": prompt_version,
+        "topic": {"title": _normalized(brief.title), "description": _normalized(brief.description)},
+        "difficulty": brief.difficulty,
+        "learning_style": _normalized(brief.learning_style),
+    }
+    encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
 def lesson_cache_key(brief: ModuleBrief, spec: LessonSpec, prompt_version: str = PROMPT_VERSION) -> str:
     """Key of a generated lesson that any user asking for the same thing may reuse.
 

@@ -134,9 +134,23 @@ CREATE TABLE lo_lesson_drafts (
 );
 """
 
+_V3 = """
+-- Plans by module topic (title, description, difficulty, learning style, prompt version): lesson cache
+-- keys include the plan's wording, so only a reused plan lets a repeated topic reuse its lessons.
+CREATE TABLE lo_plan_cache (
+    key          text PRIMARY KEY,
+    plan         jsonb NOT NULL,
+    meta         jsonb NOT NULL DEFAULT '{}',
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    hits         bigint NOT NULL DEFAULT 0,
+    last_hit_at  timestamptz
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "generation runs, research items and cache, lesson cache, AI usage", _V1),
     Migration(2, "run plans and lesson drafts", _V2),
+    Migration(3, "plan cache", _V3),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -116,7 +116,7 @@ def test_a_request_after_completion_regenerates_and_replaces_the_lessons(stack: 
     assert stack.generation(module_id)["status"] == "completed"
 
 
-def test_an_identical_module_is_served_from_the_lesson_cache_without_lesson_calls(stack: Stack) -> None:
+def test_an_identical_module_is_served_from_the_plan_and_lesson_caches_without_ai_calls(stack: Stack) -> None:
     first = stack.create_module("Svelte stores", "Reactive state", "beginner")
     stack.enqueue({"module_id": first})
     stack.wait_for_module(first, "completed", "failed")
@@ -125,8 +125,15 @@ def test_an_identical_module_is_served_from_the_lesson_cache_without_lesson_call
     stack.enqueue({"module_id": second})
     state = stack.wait_for_module(second, "completed", "failed")
     assert state["status"] == "completed"
-    assert sum(stack.sandbox_requests()[p] for p in AI) - calls_before == 1  # the plan only
+    assert sum(stack.sandbox_requests()[p] for p in AI) - calls_before == 0
     assert all(metadata(row)["cache_hit"] for row in stack.lessons(second))
+    usage = stack.sql("SELECT cache_hit, tokens_in FROM lo_ai_usage WHERE module_id = $1", uuid.UUID(second))
+    assert len(usage) == 1 + state["lessons"] and all(r["cache_hit"] and r["tokens_in"] == 0 for r in usage)
+    # Another difficulty is another plan: the caches never serve a different request.
+    third = stack.create_module("Svelte stores", "Reactive state", "advanced")
+    stack.enqueue({"module_id": third})
+    stack.wait_for_module(third, "completed", "failed")
+    assert sum(stack.sandbox_requests()[p] for p in AI) - calls_before > 0
 
 
 def test_a_killed_host_resumes_the_run_without_duplicate_lessons(stack: Stack) -> None:

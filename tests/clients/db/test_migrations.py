@@ -21,6 +21,7 @@ OWN_TABLES = {
     "lo_ai_usage",
     "lo_run_plans",
     "lo_lesson_drafts",
+    "lo_plan_cache",
 }
 
 
