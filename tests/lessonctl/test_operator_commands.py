@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from devhost.queues import QueueStore
-from tests.devhost.test_host_e2e import free_port, wait_until
-from tests.e2e.stack import Stack, start_stack
+from tests.e2e.stack import Stack, free_port, start_stack, wait_until
 from tests.lessonctl.conftest import run_lessonctl
 
 pytestmark = pytest.mark.slow
@@ -135,7 +134,7 @@ def test_cancel_marks_the_run_failed_and_terminates_the_orchestration_then_retry
     assert cancelled.returncode == 0, cancelled.stderr
     assert "marked failed: cancelled by operator: wrong topic" in cancelled.stdout
     assert f"orchestration module-{module_id} terminated on {stack.host.base_url}" in cancelled.stdout
-    final = stack.host.wait_for_status(f"module-{module_id}", "Terminated", timeout=60)
+    final = stack.wait_for_instance(f"module-{module_id}", "Terminated", timeout=60)
     assert final["output"] == "cancelled by operator: wrong topic"
 
     status = lessonctl(stack, workdir, "status", module_id)
@@ -176,7 +175,7 @@ def test_cancel_without_a_host_url_fences_the_run_that_keeps_going(
     assert cancelled.returncode == 0, cancelled.stderr
     assert "not terminated (no --host-url or DURABLE_MANAGEMENT_URL)" in cancelled.stdout
     # The orchestration runs to its end, but its final write is fenced off: no lessons, still failed.
-    stack.host.wait_for_status(f"module-{module_id}", "Completed", "Failed", timeout=120)
+    stack.wait_for_instance(f"module-{module_id}", "Completed", "Failed", timeout=120)
     state = stack.generation(module_id)
     assert state["status"] == "failed"
     assert state["error"] == "cancelled by operator"
