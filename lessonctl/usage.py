@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clients.db import UsageLine, usage_report
-from clients.db.prices import PRICES_CHECKED
+from clients.db.prices import PRICES_CHECKED, PriceSpecError, parse_prices
+from domain.settings import SettingsError
 from lessonctl.context import CommandContext
 from lessonctl.dbcommand import with_database
 
@@ -32,7 +33,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, ctx: CommandContext) -> int:
-    lines = with_database(ctx, lambda pool: usage_report(pool, args.since))
+    try:
+        prices = parse_prices(ctx.values().get("AI_PRICES", ""))
+    except (PriceSpecError, SettingsError) as exc:
+        ctx.warn(f"error: {exc}")
+        return 2
+    lines = with_database(ctx, lambda pool: usage_report(pool, args.since, prices))
     if isinstance(lines, int):
         return lines
     print_table(lines, args.since, ctx)
@@ -76,4 +82,6 @@ def print_table(lines: list[UsageLine], since: datetime | None, ctx: CommandCont
         ctx.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     if len(known) < len(lines):
         ctx.say("? = no price known for this model; the total leaves it out")
-    ctx.say(f"costs are estimates from list prices checked {PRICES_CHECKED} (clients/db/prices.py)")
+    overrides = ", with AI_PRICES overrides" if ctx.values().get("AI_PRICES") else "; AI_PRICES adds models"
+    source = f"list prices checked {PRICES_CHECKED} (clients/db/prices.py)"
+    ctx.say(f"costs are estimates from {source}{overrides}")

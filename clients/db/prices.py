@@ -3,12 +3,14 @@
 Source: the providers' public pricing pages (api-docs.deepseek.com/quick_start/pricing,
 groq.com/pricing, ai.google.dev/gemini-api/docs/pricing) as last checked by the developers in 2025;
 cache-miss input prices, standard tier. Prices change often: treat the estimate as an order of
-magnitude and update this table when a provider changes its prices. Models not listed get no estimate
-rather than a guessed one; self-hosted OpenAI-compatible servers (`openai`) cost nothing per token.
+magnitude and update this table when a provider changes its prices, or set `AI_PRICES` (read by
+`lessonctl usage`, see `parse_prices`). Models not listed get no estimate rather than a guessed one;
+self-hosted OpenAI-compatible servers (`openai`) cost nothing per token.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 PRICES_CHECKED = "2025"
@@ -37,18 +39,54 @@ PRICES: dict[tuple[str, str], Price] = {
 }
 
 
-def price_for(provider: str, model: str) -> Price | None:
+PriceTable = Mapping[tuple[str, str], Price]
+
+
+class PriceSpecError(ValueError):
+    """An AI_PRICES value that cannot be read; the message shows the expected form."""
+
+
+def parse_prices(spec: str) -> dict[tuple[str, str], Price]:
+    """`provider:model-prefix=IN/OUT` entries (USD per million tokens), comma-separated.
+
+    Lets an operator price the models they actually use, at their contract's prices, without waiting
+    for this table to be updated (e.g. `groq:llama-3.3-70b=0.59/0.79`).
+    """
+    prices: dict[tuple[str, str], Price] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        try:
+            key, value = entry.split("=", 1)
+            provider, prefix = key.split(":", 1)
+            price_in, price_out = (float(number) for number in value.split("/", 1))
+        except ValueError:
+            raise PriceSpecError(
+                f"AI_PRICES entry {entry!r} is not provider:model-prefix=IN/OUT "
+                "(USD per million tokens, e.g. groq:llama-3.3-70b=0.59/0.79)"
+            ) from None
+        if price_in < 0 or price_out < 0:
+            raise PriceSpecError(f"AI_PRICES entry {entry!r} has a negative price")
+        prices[(provider.strip(), prefix.strip())] = Price(price_in, price_out)
+    return prices
+
+
+def price_for(provider: str, model: str, overrides: PriceTable | None = None) -> Price | None:
+    """The longest matching model prefix; an operator's override beats the built-in table."""
     model = model.removeprefix("models/")
-    matches = [
-        (len(prefix), price)
-        for (known_provider, prefix), price in PRICES.items()
-        if known_provider == provider and model.startswith(prefix)
-    ]
-    return max(matches, key=lambda match: match[0])[1] if matches else None
+    for table in (overrides or {}, PRICES):
+        matches = [
+            (len(prefix), price)
+            for (known_provider, prefix), price in table.items()
+            if known_provider == provider and model.startswith(prefix)
+        ]
+        if matches:
+            return max(matches, key=lambda match: match[0])[1]
+    return None
 
 
-def estimate_cost(provider: str, model: str, tokens_in: int, tokens_out: int) -> float | None:
-    price = price_for(provider, model)
+def estimate_cost(
+    provider: str, model: str, tokens_in: int, tokens_out: int, overrides: PriceTable | None = None
+) -> float | None:
+    price = price_for(provider, model, overrides)
     if price is None:
         return None
     return (tokens_in * price.input_per_million + tokens_out * price.output_per_million) / 1_000_000

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from clients.db.prices import estimate_cost
+from clients.db.prices import PriceTable, estimate_cost
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ async def record_ai_usage(pool: asyncpg.Pool, usage: AiUsage) -> None:
     )
 
 
-async def usage_report(pool: asyncpg.Pool, since: datetime | None = None) -> list[UsageLine]:
+async def usage_report(
+    pool: asyncpg.Pool, since: datetime | None = None, prices: PriceTable | None = None
+) -> list[UsageLine]:
     """Totals per provider/model since `since` (all time when None), most expensive first."""
     rows = await pool.fetch(
         """SELECT provider, model, count(*) AS calls,
@@ -76,7 +78,7 @@ async def usage_report(pool: asyncpg.Pool, since: datetime | None = None) -> lis
             tokens_out=int(row["tokens_out"]),
             avg_latency_ms=float(row["avg_latency_ms"]) if row["avg_latency_ms"] is not None else None,
             estimated_cost_usd=estimate_cost(
-                row["provider"], row["model"], int(row["tokens_in"]), int(row["tokens_out"])
+                row["provider"], row["model"], int(row["tokens_in"]), int(row["tokens_out"]), prices
             ),
         )
         for row in rows

@@ -67,6 +67,25 @@ def test_usage_since_a_date(filled_url: str, workdir: Path) -> None:
     assert any(line.startswith("? = no price known") for line in lines)
 
 
+def test_ai_prices_price_new_models_and_override_the_table(filled_url: str, workdir: Path) -> None:
+    prices = "deepseek:deepseek-brand-new=1000/2000, groq:llama-3.3-70b=1/1"
+    env = {"DATABASE_URL": filled_url, "AI_PRICES": prices}
+    result = run_lessonctl("usage", "--since", "2026-01-01", env=env, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2].split() == ["groq", "llama-3.3-70b-versatile", "2", "1", "1000000", "1000000", "$2.0000"]
+    assert lines[3].split() == ["deepseek", "deepseek-brand-new", "1", "0", "10", "20", "$0.0500"]
+    assert not any(line.startswith("? = no price known") for line in lines)
+    assert lines[-1].endswith("with AI_PRICES overrides")
+
+
+def test_a_malformed_ai_prices_setting_is_a_usage_error(filled_url: str, workdir: Path) -> None:
+    env = {"DATABASE_URL": filled_url, "AI_PRICES": "deepseek=cheap"}
+    result = run_lessonctl("usage", env=env, cwd=workdir)
+    assert result.returncode == 2
+    assert "AI_PRICES entry 'deepseek=cheap' is not provider:model-prefix=IN/OUT" in result.stderr
+
+
 def test_usage_bad_date_is_a_usage_error(workdir: Path) -> None:
     result = run_lessonctl("usage", "--since", "last week", cwd=workdir)
     assert result.returncode == 2 and "'last week' is not a date" in result.stderr
