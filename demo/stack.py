@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from devhost import process as devhost_process
+from devhost.process import DevhostProcess, ProcessError, free_port, spawn_python, stop_process, wait_for
+from devhost.process import tail as _tail
+
 REPO = Path(__file__).resolve().parents[1]
 QUEUE = "lesson-generation"
-HOST_READY = "devhost ready on "
 SANDBOX_READY = "sandbox ready on "
 # The official Service Bus emulator's connection string: the trigger's setting must exist, and a
 # development-emulator value tells the devhost (and a reader) that no real namespace is involved.
@@ -35,29 +34,17 @@ EMULATOR_CONNECTION = (
     "SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;"
 )
 
-T = TypeVar("T")
-
-
-class StackError(RuntimeError):
-    """A part of the stack did not start or stopped early; the message says which and why."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy; StackError naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise StackError(f"timed out after {timeout:g}s waiting for {what}")
+# Every part of the stack fails with the devhost helpers' error: one type for callers to catch.
+StackError = ProcessError
+__all__ = [
+    "DevhostProcess",
+    "StackError",
+    "free_port",
+    "start_devhost",
+    "start_postgres",
+    "start_sandbox",
+    "wait_for",
+]
 
 
 def python_env(
@@ -69,35 +56,6 @@ def python_env(
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
-
-
-def _tail(path: Path, chars: int = 3000) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
-def _stop_process(process: subprocess.Popen[Any], timeout: float) -> int:
-    """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.wait(timeout=timeout)
-
-
-def _spawn(
-    args: Sequence[str], stdout: Path, stderr: Path, env: Mapping[str, str]
-) -> subprocess.Popen[bytes]:
-    stdout.parent.mkdir(parents=True, exist_ok=True)
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        # A session of its own: Ctrl-C reaches only the parent, which stops the children in order.
-        return subprocess.Popen(
-            [sys.executable, *args], cwd=REPO, stdout=out, stderr=err, env=dict(env), start_new_session=True
-        )
 
 
 # --- sandbox ---------------------------------------------------------------------------------
@@ -114,7 +72,7 @@ class SandboxProcess:
         return f"{self.base_url}/_sandbox/requests"
 
     def stop(self) -> int:
-        return _stop_process(self.process, timeout=10)
+        return stop_process(self.process, timeout=10)
 
 
 def start_sandbox(
@@ -139,7 +97,7 @@ def start_sandbox(
         args += ["--seed", str(seed)]
     name = name or f"sandbox-{uuid.uuid4().hex[:8]}"
     out, err = log_dir / f"{name}.out", log_dir / f"{name}.err"
-    process = _spawn(args, out, err, python_env(base=env))
+    process = spawn_python(args, out, err, python_env(base=env), cwd=REPO)
 
     def ready() -> str | None:
         for line in _tail(out).splitlines():
@@ -152,43 +110,12 @@ def start_sandbox(
     try:
         base_url = wait_for(ready, timeout=timeout, what="the sandbox's ready line")
     except BaseException:
-        _stop_process(process, timeout=10)
+        stop_process(process, timeout=10)
         raise
     return SandboxProcess(process, base_url, sandbox_env(base_url), err)
 
 
 # --- devhost ---------------------------------------------------------------------------------
-
-
-@dataclass
-class DevhostProcess:
-    process: subprocess.Popen[bytes]
-    port: int
-    state_dir: Path
-    stdout_path: Path
-    stderr_path: Path
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def webhook(self) -> str:
-        return f"{self.base_url}/runtime/webhooks/durabletask"
-
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> int:
-        # The devhost gives in-flight work up to 10 s, then releases queue messages: wait a bit longer.
-        return _stop_process(self.process, timeout=30)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=30)
 
 
 def start_devhost(
@@ -201,32 +128,10 @@ def start_devhost(
     timeout: float = 60,
     name: str | None = None,
 ) -> DevhostProcess:
-    """`python -m devhost start` on `app_dir`; returns once it printed its ready line.
-
-    Logs go to LOG_DIR/NAME.out|err (NAME defaults to a fresh `devhost-XXXX`)."""
-    port = port or free_port()
-    name = name or f"devhost-{uuid.uuid4().hex[:8]}"
-    out, err = log_dir / f"{name}.out", log_dir / f"{name}.err"
-    args = ["-m", "devhost", "start", "--app-dir", str(app_dir), "--port", str(port)]
-    args += ["--state-dir", str(state_dir), *extra]
-    process = _spawn(args, out, err, python_env(base=env))
-    host = DevhostProcess(process, port, state_dir, out, err)
-
-    def ready() -> bool:
-        if HOST_READY in host.stdout():
-            return True
-        if process.poll() is not None:
-            raise StackError(
-                f"the devhost exited with code {process.returncode}:\n{_tail(err, 2000).strip()}"
-            )
-        return False
-
-    try:
-        wait_for(ready, timeout=timeout, what=f"the devhost's ready line (log: {err})")
-    except BaseException:
-        _stop_process(process, timeout=30)
-        raise
-    return host
+    """`python -m devhost start` on this app (or `app_dir`); returns once it printed its ready line."""
+    return devhost_process.start_devhost(
+        app_dir, state_dir, log_dir, *extra, env=python_env(base=env), port=port, name=name, timeout=timeout
+    )
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------

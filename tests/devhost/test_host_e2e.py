@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from devhost.process import DevhostProcess, ProcessError, launch_devhost, wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
 BASIC_APP = APPS / "host_basic"
@@ -32,22 +33,12 @@ pytestmark = pytest.mark.slow
 # --- harness
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_until(check: Callable[[], T | None], *, timeout: float = 30.0, what: str = "condition") -> T:
     """Poll `check` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    try:
+        return wait_for(check, timeout=timeout, what=what)
+    except ProcessError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 @dataclass
@@ -72,36 +63,8 @@ def http(
         return Response(error.code, dict(error.headers.items()), error.read())
 
 
-@dataclass
-class RunningHost:
-    process: subprocess.Popen[bytes]
-    port: int
-    state_dir: Path
-    stdout_path: Path
-    stderr_path: Path
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def webhook(self) -> str:
-        return f"{self.base_url}/runtime/webhooks/durabletask"
-
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=30)
+class RunningHost(DevhostProcess):
+    """A devhost child process plus the durable API calls these tests make."""
 
     def status(self, instance_id: str, query: str = "") -> Response:
         return http("GET", f"{self.webhook}/instances/{instance_id}{query}")
@@ -150,41 +113,14 @@ def start_host(
     expect_ready: bool = True,
     port: int | None = None,
 ) -> RunningHost:
-    port = port or free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    stamp = uuid.uuid4().hex[:8]
-    stdout_path, stderr_path = log_dir / f"host-{stamp}.out", log_dir / f"host-{stamp}.err"
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "devhost.hostcli",
-                "start",
-                "--app-dir",
-                str(app_dir),
-                "--port",
-                str(port),
-                "--state-dir",
-                str(state_dir),
-                *extra,
-            ],
-            cwd=REPO,
-            stdout=out,
-            stderr=err,
-            env={**os.environ, **(env or {})},
-        )
-    host = RunningHost(process, port, state_dir, stdout_path, stderr_path)
+    environment = {**os.environ, **(env or {})}
+    launched = launch_devhost(app_dir, state_dir, log_dir, *extra, env=environment, port=port)
+    host = RunningHost(**vars(launched))
     if expect_ready:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(
-                    f"host exited with {process.returncode}:\n{host.stdout()}\n{host.stderr()}"
-                )
-            return "devhost ready on" in host.stdout()
-
-        wait_until(ready, timeout=60, what="the ready line")
+        try:
+            host.wait_ready(timeout=60)
+        except ProcessError as exc:
+            raise AssertionError(str(exc)) from None
     return host
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+
+from demo import stack as demo_stack
+from demo.stack import SandboxProcess
 
 REPO = Path(__file__).resolve().parents[2]
 SENTINEL_SECRET = "Sentinel-Secret-7f3a9c"
@@ -42,65 +44,15 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-READY_PREFIX = "sandbox ready on "
+def start_sandbox(*faults: str) -> tuple[SandboxProcess, dict[str, str]]:
+    """A real `python -m sandbox` on a free port, and the settings that point the app at it."""
+    sandbox = demo_stack.start_sandbox(Path(tempfile.mkdtemp(prefix="lessonctl-sandbox-")), faults=faults,
+                                       env=base_env())
+    return sandbox, sandbox.env
 
 
-def start_sandbox(*faults: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """A real `python -m sandbox` on a free port, and the settings its `env` command prints."""
-    args = [arg for fault in faults for arg in ("--fault", fault)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--seed", "1", *args],
-        cwd=REPO,
-        env={**base_env(), "PYTHONUNBUFFERED": "1"},
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        base_url = _wait_ready(process)
-        port = base_url.rsplit(":", 1)[1]
-        printed = subprocess.run(
-            [sys.executable, "-m", "sandbox", "env", "--port", port],
-            cwd=REPO,
-            env=base_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    except BaseException:
-        stop_sandbox(process)
-        raise
-    env = dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
-    return process, env
-
-
-def _wait_ready(process: subprocess.Popen[str], deadline_s: float = 30.0) -> str:
-    assert process.stdout is not None
-    deadline = time.monotonic() + deadline_s
-    while (remaining := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([process.stdout], [], [], remaining)
-        if not readable:
-            break
-        line = process.stdout.readline()
-        if line.startswith(READY_PREFIX):
-            return line.strip().removeprefix(READY_PREFIX)
-        if not line:
-            raise AssertionError(f"sandbox exited early: {process.stderr.read() if process.stderr else ''}")
-    raise AssertionError("sandbox printed no ready line before the deadline")
-
-
-def stop_sandbox(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
+def stop_sandbox(sandbox: SandboxProcess) -> None:
+    sandbox.stop()
 
 
 @pytest.fixture(scope="module")
