@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,27 @@ from clients.db import AiUsage, RunKey, get_module, record_ai_usage
 from clients.db.research_items import get_research_items
 from clients.services import Services
 from domain.lessons import ModuleBrief
+from domain.logging_fields import FieldValue, log_fields, with_fields
+from domain.pipeline import instance_id_for
 from domain.research import ResearchItem, rank_items
+
+log = logging.getLogger("lesson_orchestrator.activity")
+
+
+def log_outcome(activity: str, run: RunKey, outcome: str, **fields: FieldValue) -> None:
+    """One structured line per activity execution: the fields are in the message (what the Functions host
+    forwards to Application Insights) and in `extra` (for exporters that read record attributes)."""
+    values = log_fields(
+        activity=activity,
+        module_id=run.module_id,
+        run_id=run.run_id,
+        instance_id=instance_id_for(run.module_id),
+        outcome=outcome,
+        **fields,
+    )
+    quiet = ("ok", "cached", "skipped", "completed", "current")
+    level = logging.INFO if outcome in quiet else logging.WARNING
+    log.log(level, "%s", with_fields(f"activity {activity}: {outcome}", values), extra=values)
 
 
 class ModuleGone(LookupError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.context import ModuleGone, module_brief, record_usage, research_for, run_key
+from activities.context import ModuleGone, log_outcome, module_brief, record_usage, research_for, run_key
 from clients.ai import AllProvidersFailed, GenerationMeta
 from clients.db import LessonRow, RunKey
 from clients.db.drafts import load_plan, save_lesson_draft, save_plan
@@ -24,7 +24,10 @@ async def plan_lessons(payload: dict[str, Any]) -> dict[str, Any]:
             brief = await module_brief(shared, run)
             planned = await _plan(shared, run, brief, payload.get("item_ids", []))
         except (AllProvidersFailed, ConfigurationError, ModuleGone) as exc:
+            log_outcome("plan_lessons", run, "failed", error=str(exc))
             return {"ok": False, "error": str(exc)}
+        log_outcome("plan_lessons", run, "ok", provider=planned["meta"]["provider"],
+                    cache_hit=planned["meta"]["cache_hit"], latency_ms=planned["meta"]["latency_ms"])
         stored = await save_plan(shared.pool, run, {**planned, "item_ids": list(payload.get("item_ids", []))})
         if stored is None:
             return {"ok": False, "error": "the run was superseded while planning"}
@@ -67,8 +70,12 @@ async def generate_lesson(payload: dict[str, Any]) -> dict[str, Any]:
         research = await research_for(shared, run, brief.title, stored.get("item_ids", []))
         result = await shared.ai_chain().generate_lesson(brief, spec, research, cache=shared.lesson_cache)
     except (AllProvidersFailed, ConfigurationError, ModuleGone) as exc:
+        log_outcome("generate_lesson", run, "failed", lesson=number, error=str(exc))
         return {"ok": False, "error": str(exc)}
     await record_usage(shared, run, result.meta, result.failures)
+    log_outcome("generate_lesson", run, "ok", lesson=number, provider=result.meta.provider,
+                model=result.meta.model, cache_hit=result.meta.cache_hit, latency_ms=result.meta.latency_ms,
+                tokens_in=result.meta.tokens_in, tokens_out=result.meta.tokens_out)
     cited = set(result.lesson.sources)
     attribution = [
         {"source": item.source, "title": item.title, "url": item.url}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.context import ModuleGone, module_brief, run_key
+from activities.context import ModuleGone, log_outcome, module_brief, run_key
 from clients.db.research_items import replace_research_items
 from clients.research import search_source
 from clients.services import services
@@ -22,6 +22,8 @@ async def research_source(payload: dict[str, Any]) -> dict[str, Any]:
         source, brief.title, config=shared.research_config, cache=shared.research_cache
     )
     ids = await replace_research_items(shared.pool, run, source, [item.to_dict() for item in items])
+    log_outcome("research_source", run, outcome.status, source=source, items=len(items),
+                latency_ms=outcome.latency_ms, error=outcome.error)
     return {
         "source": source,
         "status": outcome.status,

@@ -117,7 +117,9 @@ def _check_name(name: str) -> None:
         raise LogFieldError(f"log field {name!r} must be lower_snake_case (a-z, 0-9, _), at most 64 chars")
     if name in _RESERVED:
         raise LogFieldError(f"log field {name!r} is a LogRecord attribute; choose another name")
-    if any(word in name for word in _SECRET_WORDS):
+    words = set(name.split("_"))
+    # Whole words: `github_token` is a credential, `tokens_in` (an AI token count) is not.
+    if any(word in words if "_" not in word else word in name for word in _SECRET_WORDS):
         raise LogFieldError(f"log field {name!r} looks like a credential; secrets never go to logs")
 
 

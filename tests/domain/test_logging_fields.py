@@ -124,11 +124,17 @@ def test_log_fields_drops_none_and_shortens_long_values_to_one_line() -> None:
         ("groq_api_key", "credential"),
         ("webhook_secret", "credential"),
         ("database_dsn", "credential"),
+        ("github_token", "credential"),
+        ("deepseek_apikey", "credential"),
     ],
 )
 def test_unusable_field_names_are_refused(name: str, why: str) -> None:
     with pytest.raises(LogFieldError, match=why):
         log_fields(**{name: "v"})
+
+
+def test_counts_of_ai_tokens_are_not_mistaken_for_credentials() -> None:
+    assert log_fields(tokens_in=1913, tokens_out=407) == {"tokens_in": 1913, "tokens_out": 407}
 
 
 def test_values_must_be_scalars() -> None:

@@ -42,6 +42,11 @@ def test_a_queued_module_gets_3_to_5_cited_lessons_and_usage_rows(stack: Stack) 
                       uuid.UUID(module_id))
     assert len(usage) == 1 + len(lessons)  # the plan and each lesson
     assert all(row["tokens_in"] > 0 and row["tokens_out"] > 0 for row in usage)
+    # One structured line per activity, fields in the message (what Application Insights receives).
+    log = stack.host.stderr()
+    assert f"activity generate_lesson: ok | activity=generate_lesson module_id={module_id}" in log
+    assert "provider=deepseek" in log and "tokens_in=" in log
+    assert f"activity complete_run: completed | activity=complete_run module_id={module_id}" in log
     # Personal data never reaches an AI provider: the prompt stand-ins record the last request body.
     assert "Ada Lovelace" not in json.dumps([dict(r) for r in stack.sql("SELECT * FROM lo_run_plans")],
                                             default=str)
