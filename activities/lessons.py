@@ -12,7 +12,7 @@ from clients.db.drafts import load_plan, save_lesson_draft, save_plan
 from clients.http import ConfigurationError
 from clients.services import Services, services
 from domain.lessons import LessonPlan, ModuleBrief
-from domain.prompts import plan_cache_key
+from domain.prompts import lesson_cache_key, plan_cache_key
 
 
 async def plan_lessons(payload: dict[str, Any]) -> dict[str, Any]:
@@ -40,18 +40,26 @@ async def plan_lessons(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _plan(shared: Services, run: RunKey, brief: ModuleBrief, item_ids: list[int]) -> dict[str, Any]:
-    """The plan for this topic from the plan cache, else from the AI chain (then cached)."""
+    """The plan for this topic from the plan cache, else from the AI chain (then cached).
+
+    Single flight: while another run is planning the same topic, wait for its plan instead."""
     key = plan_cache_key(brief)
+    claim = f"plan:{key}"
     cached = await shared.plan_cache.get(key)
+    if cached is None and not await shared.claims.claim(claim):
+        cached = await shared.claims.wait_for(lambda: shared.plan_cache.get(key))
     if cached is not None:
         free = {"tokens_in": 0, "tokens_out": 0, "latency_ms": 0, "attempts": 0, "cache_hit": True}
         meta = GenerationMeta.from_dict({**cached["meta"], **free})
         await record_usage(shared, run, meta, [])
         return {"plan": cached["plan"], "meta": meta.to_dict()}
-    research = await research_for(shared, run, brief.title, item_ids)
-    result = await shared.ai_chain().plan_lessons(brief, research)
-    await record_usage(shared, run, result.meta, result.failures)
-    cached = await shared.plan_cache.put(key, result.plan.to_dict(), result.meta.to_dict())
+    try:
+        research = await research_for(shared, run, brief.title, item_ids)
+        result = await shared.ai_chain().plan_lessons(brief, research)
+        await record_usage(shared, run, result.meta, result.failures)
+        cached = await shared.plan_cache.put(key, result.plan.to_dict(), result.meta.to_dict())
+    finally:
+        await shared.claims.release(claim)
     # A concurrent run of the same topic may have cached its plan first: use that one (its lessons'
     # cache keys are the ones other runs will share); the usage row above still bills our call.
     return {"plan": cached["plan"], "meta": result.meta.to_dict()}
@@ -67,9 +75,15 @@ async def generate_lesson(payload: dict[str, Any]) -> dict[str, Any]:
     spec = next(s for s in LessonPlan.model_validate(stored["plan"]).lessons if s.number == number)
     try:
         brief = await module_brief(shared, run)
+    except ModuleGone as exc:
+        log_outcome("generate_lesson", run, "failed", lesson=number, error=str(exc))
+        return {"ok": False, "error": str(exc)}
+    try:
         research = await research_for(shared, run, brief.title, stored.get("item_ids", []))
         result = await shared.ai_chain().generate_lesson(brief, spec, research, cache=shared.lesson_cache)
-    except (AllProvidersFailed, ConfigurationError, ModuleGone) as exc:
+    except (AllProvidersFailed, ConfigurationError) as exc:
+        # Runs waiting for this lesson then generate it themselves instead of waiting out the claim.
+        await shared.lesson_cache.abandon(lesson_cache_key(brief, spec))
         log_outcome("generate_lesson", run, "failed", lesson=number, error=str(exc))
         return {"ok": False, "error": str(exc)}
     await record_usage(shared, run, result.meta, result.failures)

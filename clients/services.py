@@ -15,6 +15,7 @@ import asyncpg
 
 from clients.ai import AIChain
 from clients.db import PgLessonCache, PgResearchCache, get_pool
+from clients.db.claims import GenerationClaims, SingleFlightLessonCache
 from clients.db.plan_cache import PgPlanCache
 from clients.research.config import ResearchConfig
 from domain.settings import Settings, parse_settings
@@ -26,8 +27,9 @@ class Services:
     pool: asyncpg.Pool
     research_config: ResearchConfig
     research_cache: PgResearchCache
-    lesson_cache: PgLessonCache
+    lesson_cache: SingleFlightLessonCache
     plan_cache: PgPlanCache
+    claims: GenerationClaims
     env: Mapping[str, str]
 
     def ai_chain(self) -> AIChain:
@@ -46,12 +48,14 @@ async def services(env: Mapping[str, str] | None = None) -> Services:
         settings = _settings_cache[key] = parse_settings(env)
     assert settings.database_url is not None  # parse_settings requires the database by default
     pool = await get_pool(settings.database_url)
+    claims = GenerationClaims(pool)
     return Services(
         settings=settings,
         pool=pool,
         research_config=ResearchConfig.from_env(env),
         research_cache=PgResearchCache(pool, settings.research_cache_ttl_hours),
-        lesson_cache=PgLessonCache(pool),
+        lesson_cache=SingleFlightLessonCache(PgLessonCache(pool), claims),
         plan_cache=PgPlanCache(pool),
+        claims=claims,
         env=env,
     )

@@ -147,10 +147,19 @@ CREATE TABLE lo_plan_cache (
 );
 """
 
+_V4 = """
+-- Single flight for plans and lessons: who is generating a cache key right now (clients/db/claims.py).
+CREATE TABLE lo_generation_claims (
+    key         text PRIMARY KEY,
+    claimed_at  timestamptz NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "generation runs, research items and cache, lesson cache, AI usage", _V1),
     Migration(2, "run plans and lesson drafts", _V2),
     Migration(3, "plan cache", _V3),
+    Migration(4, "generation claims (single flight)", _V4),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -136,6 +136,21 @@ def test_an_identical_module_is_served_from_the_plan_and_lesson_caches_without_a
     assert sum(stack.sandbox_requests()[p] for p in AI) - calls_before > 0
 
 
+def test_concurrent_requests_for_one_new_topic_pay_for_its_plan_and_lessons_once(stack: Stack) -> None:
+    for provider in AI:
+        stack.latency(provider, 300, 500)
+    calls_before = sum(stack.sandbox_requests()[p] for p in AI)
+    modules = [stack.create_module("Deno permissions", "Sandboxed by default", "beginner") for _ in range(3)]
+    for module_id in modules:
+        stack.enqueue({"module_id": module_id})
+    states = [stack.wait_for_module(module_id, "completed", "failed", timeout=120) for module_id in modules]
+    assert all(state["status"] == "completed" for state in states), states
+    lessons = states[0]["lessons"]
+    assert all(state["lessons"] == lessons for state in states)
+    # One plan and one call per lesson for all three runs: the others waited for the cache entries.
+    assert sum(stack.sandbox_requests()[p] for p in AI) - calls_before == 1 + lessons
+
+
 def test_a_killed_host_resumes_the_run_without_duplicate_lessons(stack: Stack) -> None:
     for provider in AI:
         stack.latency(provider, 800, 1000)

@@ -22,6 +22,7 @@ OWN_TABLES = {
     "lo_run_plans",
     "lo_lesson_drafts",
     "lo_plan_cache",
+    "lo_generation_claims",
 }
 
 
