@@ -87,7 +87,7 @@ def start_sandbox(
 ) -> SandboxProcess:
     """`python -m sandbox --port 0` with `SOURCE=MIN-MAX` latencies and `SOURCE=KIND:RATE` faults.
 
-    Logs go to LOG_DIR/NAME.out|err (NAME defaults to a fresh `sandbox-XXXX`)."""
+    Logs go to LOG_DIR/NAME.out|err (NAME defaults to `sandbox-` and 8 random hex digits)."""
     from sandbox.server import sandbox_env  # the same settings `python -m sandbox env` prints
 
     args = ["-m", "sandbox", "--port", "0"]

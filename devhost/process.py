@@ -144,7 +144,7 @@ def launch_devhost(
 ) -> DevhostProcess:
     """`python -m devhost start` on `app_dir`, without waiting (see `DevhostProcess.wait_ready`).
 
-    Logs go to LOG_DIR/NAME.out|err (NAME defaults to a fresh `devhost-XXXX`)."""
+    Logs go to LOG_DIR/NAME.out|err (NAME defaults to `devhost-` and 8 random hex digits)."""
     port = port or free_port()
     name = name or f"devhost-{uuid.uuid4().hex[:8]}"
     out, err = log_dir / f"{name}.out", log_dir / f"{name}.err"
