@@ -71,8 +71,10 @@ async def record_usage(
     services: Services, run: RunKey, meta: GenerationMeta, failures: Sequence[ProviderFailure]
 ) -> None:
     """One row for the answer and one per provider that spent tokens before failing: all of it is billed."""
+    # Usage latency is the provider's: the wait for this worker's concurrency slot is left out.
+    upstream_ms = max(0, meta.latency_ms - meta.queued_ms)
     rows = [
-        AiUsage(meta.provider, meta.model, meta.tokens_in, meta.tokens_out, meta.latency_ms, meta.cache_hit,
+        AiUsage(meta.provider, meta.model, meta.tokens_in, meta.tokens_out, upstream_ms, meta.cache_hit,
                 run.module_id, run.run_id)
     ]
     rows += [

@@ -286,10 +286,13 @@ async def test_per_provider_concurrency_limit(fake_time: FakeTime) -> None:
                 ),
             )
             assert sandbox.stats.requests["deepseek"] == 2
+            fake_time.now += 5.0  # the queued four wait 5 s for a slot
         finally:
             behaviour.gate.set()  # never leave requests parked at the stand-in, even when the test fails
         results = await asyncio.gather(*calls)
         assert all(result.meta.provider == "deepseek" for result in results)
+        # The wait for a slot is reported apart from the upstream call, so usage latency can leave it out.
+        assert sorted(result.meta.queued_ms for result in results) == [0, 0, 5000, 5000, 5000, 5000]
         assert sandbox.stats.requests["deepseek"] == 6
         assert sandbox.stats.max_in_flight["deepseek"] == 2
 
