@@ -122,6 +122,7 @@ class Engine:
         max_concurrent_activities: int | None = None,
         max_concurrent_orchestrators: int | None = None,
         logger: logging.Logger | None = None,
+        activity_timeout: timedelta | None = None,
     ) -> None:
         cpus = os.cpu_count() or 1
         self.registry = registry
@@ -130,6 +131,8 @@ class Engine:
         self.max_concurrent_activities = max_concurrent_activities or 10 * cpus
         self.max_concurrent_orchestrators = max_concurrent_orchestrators or 10 * cpus
         self.log = logger or logging.getLogger("devhost.engine")
+        # host.json functionTimeout: an activity running longer fails, as on the Functions host.
+        self.activity_timeout = activity_timeout
         self._store: Store | None = Store(self.state_dir)
         self._cache: dict[str, _History] = {}
         self._ready: asyncio.Queue[str] = asyncio.Queue()
@@ -168,7 +171,7 @@ class Engine:
         self._started = True
         self._timers_changed = asyncio.Event()
         self._changed = asyncio.Event()
-        self._activities = ActivityRunner(self.max_concurrent_activities)
+        self._activities = ActivityRunner(self.max_concurrent_activities, self.activity_timeout)
         self._orchestrators = OrchestratorRunner(self.max_concurrent_orchestrators)
         if isinstance(self.clock, VirtualClock):
             self.clock.set_idle_probe(self._is_idle)

@@ -308,6 +308,7 @@ class DevHost:
             max_concurrent_activities=durable.max_concurrent_activity_functions,
             max_concurrent_orchestrators=durable.max_concurrent_orchestrator_functions,
             logger=logging.getLogger("devhost.engine"),
+            activity_timeout=loaded.host_config.function_timeout,
         )
 
     async def _run_http(self, invocation: Invocation) -> Any:

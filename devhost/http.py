@@ -45,6 +45,7 @@ from devhost.triggers import (
     http_result,
     invoke,
 )
+from devhost.workers import timespan_text
 
 log = logging.getLogger("devhost.http")
 
@@ -687,11 +688,6 @@ class FunctionTimeoutError(Exception):
     """The invocation ran past host.json functionTimeout."""
 
 
-def _timespan(value: timedelta | None) -> str:
-    seconds = int(value.total_seconds()) if value else 0
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 async def run_logged(
     invocation: Invocation,
     *,
@@ -715,7 +711,7 @@ async def run_logged(
             if not budget.expired():
                 raise  # the function's own TimeoutError
             raise FunctionTimeoutError(
-                f"Timeout value of {_timespan(timeout)} exceeded by function 'Functions.{name}' "
+                f"Timeout value of {timespan_text(timeout)} exceeded by function 'Functions.{name}' "
                 f"(Id: '{invocation.invocation_id}'). Initiating cancellation."
             ) from None
         if invocation.function.trigger_type == "httpTrigger":

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.functions._durable_functions import df_dumps, df_loads
@@ -76,25 +76,31 @@ def encode_activity_output(value: Any) -> str:
         raise ValueError(f"activity trigger output must be json serializable ({value})") from error
 
 
+class FunctionTimeoutException(Exception):
+    """An activity ran past host.json `functionTimeout` (the host's exception type name)."""
+
+
 class ActivityRunner:
-    def __init__(self, max_concurrent: int) -> None:
+    def __init__(self, max_concurrent: int, timeout: timedelta | None = None) -> None:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="devhost-activity")
+        self._timeout = timeout
 
     async def run(self, activity: Activity, input_text: str | None) -> ActivityOutcome:
         async with self._slots:
             try:
-                value = decode_activity_input(input_text)
-                kwargs = {activity.input_name: value}
-                if activity.is_async:
-                    result = await activity.function(**kwargs)
-                else:
-                    loop = asyncio.get_running_loop()
-                    result = await loop.run_in_executor(
-                        self._pool, functools.partial(activity.function, **kwargs)
-                    )
-                if inspect.isawaitable(result):
-                    result = await result
+                try:
+                    limit = self._timeout.total_seconds() if self._timeout else None
+                    async with asyncio.timeout(limit) as budget:
+                        result = await self._call(activity, input_text)
+                except TimeoutError:
+                    if not budget.expired():
+                        raise  # the activity's own TimeoutError
+                    # As on the host: the invocation fails; a sync activity's thread cannot be stopped.
+                    raise FunctionTimeoutException(
+                        f"Timeout value of {timespan_text(self._timeout)} exceeded by function "
+                        f"'Functions.{activity.name}'. Initiating cancellation."
+                    ) from None
                 return ActivityOutcome(True, result_text=encode_activity_output(result))
             except Exception as exc:
                 return ActivityOutcome(
@@ -103,8 +109,23 @@ class ActivityRunner:
                     details=protocol.activity_failure_details(exc),
                 )
 
+    async def _call(self, activity: Activity, input_text: str | None) -> Any:
+        kwargs = {activity.input_name: decode_activity_input(input_text)}
+        if activity.is_async:
+            result = await activity.function(**kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._pool, functools.partial(activity.function, **kwargs))
+        return await result if inspect.isawaitable(result) else result
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def timespan_text(value: timedelta | None) -> str:
+    """A duration as the host writes it in timeout messages: HH:MM:SS."""
+    seconds = int(value.total_seconds()) if value else 0
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 class OrchestratorRunner:

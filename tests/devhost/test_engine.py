@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import azure.durable_functions as df
 import pytest
 
 from devhost import protocol
+from devhost.engine import Engine
 from devhost.protocol import EventType
+from devhost.registry import FunctionRegistry
 from devhost.status import InstanceAlreadyRunning, InstanceGone, InstanceNotFound, InvalidInstanceState
 from devhost.testing import DurableTestHost
 from tests.devhost.apps import core_app
@@ -441,3 +444,30 @@ async def test_list_and_purge_by_filters(host: DurableTestHost) -> None:
     assert await host.engine.purge_by(start, statuses=["Running"]) == 0  # only terminal ones are purged
     assert await host.engine.purge_by(start) == 5
     assert [s.instance_id for s in host.engine.list_instances()[0]] == [running]
+
+
+async def test_an_activity_past_function_timeout_fails_like_on_the_host(tmp_path: Path) -> None:
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context", orchestration="Waits")
+    def waits(context: df.DurableOrchestrationContext):
+        try:
+            yield context.call_activity("Hangs", None)
+        except Exception as exc:
+            return str(exc).splitlines()[0].strip()
+        return "finished"
+
+    @app.activity_trigger(input_name="value", activity="Hangs")
+    async def hangs(value: object) -> str:
+        await asyncio.sleep(30)
+        return "too late"
+
+    registry = FunctionRegistry.from_app(app)
+    async with Engine(registry, tmp_path / "state", activity_timeout=dt.timedelta(seconds=1)) as engine:
+        instance_id = await engine.start_new("Waits")
+        status = await engine.wait_for_status(instance_id, ["Completed", "Failed"], 10)
+    assert status.runtime_status == "Completed"
+    assert json.loads(status.output_text or "") == (
+        "Activity function 'Hangs' failed: FunctionTimeoutException: Timeout value of 00:00:01 exceeded by "
+        "function 'Functions.Hangs'. Initiating cancellation."
+    )
