@@ -10,9 +10,10 @@ Control routes (for tests and the demo), all JSON:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -140,9 +141,10 @@ async def serve(
     """Serve until `stop` is set (or SIGTERM/SIGINT); calls `ready` with the ready line once listening."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # Not available off the main thread or on Windows: Ctrl-C then ends asyncio.run instead.
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+    # Signal handlers exist only on Unix and in the main thread (tests serve from others); elsewhere
+    # Ctrl-C ends asyncio.run instead.
+    if sys.platform != "win32" and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_app(behaviour), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
